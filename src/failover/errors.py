@@ -1,0 +1,66 @@
+"""Errors raised by failover.
+
+Every error the library raises on purpose derives from :class:`FailoverError`, so a caller can
+catch one class. The tree::
+
+    FailoverError
+    +-- RunbookError            a runbook file is unreadable or invalid (lists every problem)
+    +-- ScenarioError           a scenario does not fit the runbook (unknown site, from == to, ...)
+    +-- PlanError               a plan file is malformed, inconsistent or tampered with
+    +-- RegistryError           an action or check name is unknown or registered twice
+    +-- ProviderError           a provider call failed and retrying will not help
+        +-- TransientProviderError   a provider call failed in a way worth retrying
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FailoverError(Exception):
+    """Root of every error failover raises on purpose, so callers can catch them in one place."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a runbook, located as precisely as the source allows."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class RunbookError(FailoverError):
+    """A runbook cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path))
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in runbook"
+        super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
+
+
+class ScenarioError(FailoverError):
+    """A requested scenario (sites, scope, mode) does not fit the runbook it is planned from."""
+
+
+class PlanError(FailoverError):
+    """A plan document is malformed, internally inconsistent, or does not match its fingerprint."""
+
+
+class RegistryError(FailoverError):
+    """An action or check is unknown, or two providers claim the same name."""
+
+
+class ProviderError(FailoverError):
+    """A provider call failed for a reason that retrying will not fix (denied, invalid, missing)."""
+
+
+class TransientProviderError(ProviderError):
+    """A provider call failed for a reason that may pass (throttling, 5xx, timeouts): retry it."""

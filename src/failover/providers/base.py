@@ -1,0 +1,230 @@
+"""The provider contract: actions that change a cloud, checks that only read it, and their registry.
+
+An action declares a parameter model (validated when a runbook is loaded), describes a step in one
+plain sentence, lists the permissions it needs, reads current state, applies idempotently, verifies,
+and compensates (or says it cannot). A check answers one read-only question.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from failover.errors import ProviderError, RegistryError
+
+
+class Params(BaseModel):
+    """Base for parameter models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a step runs: the site, and the cloud placement there that its action uses."""
+
+    site: str
+    cloud: str | None = None
+    region: str | None = None
+    project: str | None = None
+
+    def phrase(self) -> str:
+        """``in us-west-2 (west)``, ``in shop-prod/us-west1 (west)`` or ``at west``."""
+        if self.cloud == "gcp" and self.project and self.region:
+            return f"in {self.project}/{self.region} ({self.site})"
+        if self.region:
+            return f"in {self.region} ({self.site})"
+        return f"at {self.site}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Permission:
+    """One permission a step needs: an IAM action (``autoscaling:UpdateAutoScalingGroup``) or a
+    GCP permission (``compute.instanceGroupManagers.update``), on a resource (``*`` if unknown)."""
+
+    cloud: str
+    action: str
+    resource: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What a check saw: whether it passed, the observed value, and one line for a person."""
+
+    ok: bool
+    observed: JsonValue = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action or check may use while it runs; clients and time come from here, never globals."""
+
+    run_id: str
+    step_id: str
+    placement: Placement
+    state_dir: Path
+    attempt: int = 1
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    extras: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def idempotency_token(self) -> str:
+        """Stable across retries and resumes of the same step of the same run."""
+        return f"{self.run_id}:{self.step_id}"
+
+
+class _Described(ABC, Generic[P]):
+    name: ClassVar[str]
+    params_model: ClassVar[type[BaseModel]]
+    cloud: ClassVar[str | None] = None
+    default_estimate_s: ClassVar[float] = 5.0
+    permission_names: ClassVar[tuple[str, ...]] = ()
+    """Every permission this may need, for listings; ``permissions()`` narrows them per step."""
+
+    def parse(self, params: Mapping[str, object]) -> P:
+        """Validate raw parameters; raises pydantic.ValidationError."""
+        return self.params_model.model_validate(dict(params))  # type: ignore[return-value]
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring: what this action or check does."""
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]
+
+    @abstractmethod
+    def describe(self, params: P, where: Placement) -> str:
+        """One plain sentence for the plan."""
+
+    def permissions(self, params: P, where: Placement) -> list[Permission]:
+        """The permissions this needs at ``where``, as narrow as the parameters allow.
+
+        The default grants each of ``permission_names`` on every resource.
+        """
+        cloud = where.cloud or self.cloud or ""
+        return [Permission(cloud, name) for name in self.permission_names]
+
+    def estimate(self, params: P) -> float:
+        """Predicted seconds, used for the plan's RTO when the runbook gives no estimate."""
+        return self.default_estimate_s
+
+
+class Action(_Described[P]):
+    """A named operation that changes the world, idempotently, and can put it back if reversible."""
+
+    reversible: ClassVar[bool] = True
+    default_estimate_s: ClassVar[float] = 30.0
+
+    def is_reversible(self, params: P) -> bool:
+        """Whether ``compensate`` can undo this step; some actions decide per parameters."""
+        return self.reversible
+
+    @abstractmethod
+    def read(self, ctx: Context, params: P) -> JsonValue:
+        """Current state of what this step would change (the rollback snapshot)."""
+
+    @abstractmethod
+    def apply(self, ctx: Context, params: P) -> JsonValue:
+        """Make the change; applying twice must be the same as applying once."""
+
+    @abstractmethod
+    def verify(self, ctx: Context, params: P) -> bool:
+        """Whether the desired state has been reached."""
+
+    def compensate(self, ctx: Context, params: P, before: JsonValue) -> None:
+        """Put back the state ``read`` saw before ``apply``."""
+        raise ProviderError(f"{self.name} is irreversible: it has no compensation")
+
+
+class Check(_Described[P]):
+    """A read-only question to a cloud; it never changes anything."""
+
+    @abstractmethod
+    def run(self, ctx: Context, params: P) -> CheckResult:
+        """Ask the question and report what was seen."""
+
+
+AnyAction = Action[Any]
+AnyCheck = Check[Any]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A named set of actions and checks, as built in or exposed through an entry point."""
+
+    name: str
+    actions: tuple[AnyAction, ...] = ()
+    checks: tuple[AnyCheck, ...] = ()
+
+
+ENTRY_POINT_GROUP = "failover.providers"
+
+
+class Registry:
+    """Actions and checks by dotted name. Names are unique across actions and checks."""
+
+    def __init__(self, providers: Iterable[Provider] = ()) -> None:
+        self._actions: dict[str, AnyAction] = {}
+        self._checks: dict[str, AnyCheck] = {}
+        self._owner: dict[str, str] = {}
+        for provider in providers:
+            self.add(provider)
+
+    def add(self, provider: Provider) -> None:
+        """Register every action and check of ``provider``; a name taken twice is an error."""
+        for item in (*provider.actions, *provider.checks):
+            if item.name in self._owner:
+                raise RegistryError(
+                    f"{item.name} is registered by both {self._owner[item.name]!r} and "
+                    f"{provider.name!r}: each action or check name must be unique"
+                )
+            self._owner[item.name] = provider.name
+        self._actions.update((a.name, a) for a in provider.actions)
+        self._checks.update((c.name, c) for c in provider.checks)
+
+    def actions(self) -> list[AnyAction]:
+        return [self._actions[k] for k in sorted(self._actions)]
+
+    def checks(self) -> list[AnyCheck]:
+        return [self._checks[k] for k in sorted(self._checks)]
+
+    def find_action(self, name: str) -> AnyAction | None:
+        return self._actions.get(name)
+
+    def find_check(self, name: str) -> AnyCheck | None:
+        return self._checks.get(name)
+
+    def action(self, name: str) -> AnyAction:
+        found = self._actions.get(name)
+        if found is None:
+            raise RegistryError(self.unknown_message("action", name))
+        return found
+
+    def check(self, name: str) -> AnyCheck:
+        found = self._checks.get(name)
+        if found is None:
+            raise RegistryError(self.unknown_message("check", name))
+        return found
+
+    def unknown_message(self, kind: str, name: str) -> str:
+        """``unknown action 'sim.stp'; did you mean: sim.step`` (or the known names if none is close)."""
+        known = sorted(self._actions if kind == "action" else self._checks)
+        if not isinstance(name, str):
+            return f"expected the name of a registered {kind}, found {name!r}"
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            return f"unknown {kind} {name!r}; did you mean: {', '.join(close)}"
+        prefix = name.split(".", 1)[0] + "."
+        same = [k for k in known if k.startswith(prefix)] or known
+        listed = ", ".join(same[:12]) + (", ..." if len(same) > 12 else "")
+        return f"unknown {kind} {name!r}; known {kind}s: {listed}"

@@ -1,0 +1,240 @@
+"""Simulated actions and checks: real latency and failures against a small persistent world.
+
+The world is a SQLite file in the state directory (``sim.sqlite``): each *target* has a value
+(the site it was last moved to), and every apply, compensation and check is logged, so tests,
+benchmarks and a later process can see what happened and how many times.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, JsonValue
+
+from failover.durations import Duration, format_duration
+from failover.errors import ProviderError, TransientProviderError
+from failover.providers.base import Action, Check, CheckResult, Context, Params, Placement, Provider
+
+WORLD_FILE = "sim.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS targets (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS attempts (token TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    op TEXT NOT NULL,
+    target TEXT NOT NULL,
+    step TEXT NOT NULL,
+    token TEXT NOT NULL,
+    value TEXT,
+    changed INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    """One logged operation on the simulated world."""
+
+    op: str  # "apply" | "compensate" | "check"
+    target: str
+    step: str
+    token: str
+    value: JsonValue
+    changed: bool
+
+
+class SimWorld:
+    """The simulated world kept in ``STATE_DIR/sim.sqlite``; safe across threads and processes."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / WORLD_FILE
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def value(self, target: str) -> JsonValue:
+        """The target's current value, or None if nothing ever set it."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def values(self) -> dict[str, JsonValue]:
+        """Every target and its value."""
+        with self._db() as db:
+            rows = db.execute("SELECT name, value FROM targets ORDER BY name").fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    def events(self) -> list[SimEvent]:
+        """Every operation, oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT op, target, step, token, value, changed FROM log ORDER BY seq"
+            ).fetchall()
+        return [SimEvent(o, t, s, k, json.loads(v), bool(c)) for o, t, s, k, v, c in rows]
+
+    def next_attempt(self, token: str) -> int:
+        """Count one more apply attempt for ``token`` and return its number (1 for the first)."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO attempts (token, count) VALUES (?, 1) "
+                "ON CONFLICT(token) DO UPDATE SET count = count + 1",
+                (token,),
+            )
+            (count,) = db.execute("SELECT count FROM attempts WHERE token = ?", (token,)).fetchone()
+        return int(count)
+
+    def set(self, op: str, target: str, value: JsonValue, ctx: Context) -> bool:
+        """Set ``target`` to ``value`` and log it; returns whether anything changed."""
+        encoded = json.dumps(value)
+        with self._db() as db:
+            row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
+            changed = row is None or row[0] != encoded
+            if changed:
+                db.execute(
+                    "INSERT INTO targets (name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (target, encoded),
+                )
+            db.execute(
+                "INSERT INTO log (at, op, target, step, token, value, changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), op, target, ctx.step_id, ctx.idempotency_token, encoded, changed),
+            )
+        return changed
+
+    def log_check(self, target: str, value: JsonValue, ctx: Context) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO log (at, op, target, step, token, value, changed) "
+                "VALUES (?, 'check', ?, ?, ?, ?, 0)",
+                (time.time(), target, ctx.step_id, ctx.idempotency_token, json.dumps(value)),
+            )
+
+
+class StepParams(Params):
+    duration: Duration = 0.0
+    fail: bool = False
+    fail_attempts: int = Field(default=0, ge=0)
+    reversible: bool = True
+    target: str | None = None
+
+
+class SimStep(Action[StepParams]):
+    """Move a simulated target to the step's site, with latency and injected failures."""
+
+    name = "sim.step"
+    params_model = StepParams
+
+    @staticmethod
+    def _target(ctx: Context, params: StepParams) -> str:
+        return params.target or ctx.step_id
+
+    def describe(self, params: StepParams, where: Placement) -> str:
+        what = params.target or "a simulated resource"
+        extra = []
+        if params.fail:
+            extra.append("always fails")
+        elif params.fail_attempts:
+            extra.append(f"fails its first {params.fail_attempts} attempt(s)")
+        if not params.reversible:
+            extra.append("irreversible")
+        note = f" ({', '.join(extra)})" if extra else ""
+        return f"Move {what} to {where.site}, taking {format_duration(params.duration)}{note}"
+
+    def estimate(self, params: StepParams) -> float:
+        return params.duration
+
+    def is_reversible(self, params: StepParams) -> bool:
+        return params.reversible
+
+    def read(self, ctx: Context, params: StepParams) -> JsonValue:
+        return {"value": SimWorld(ctx.state_dir).value(self._target(ctx, params))}
+
+    def apply(self, ctx: Context, params: StepParams) -> JsonValue:
+        world = SimWorld(ctx.state_dir)
+        attempt = world.next_attempt(ctx.idempotency_token)
+        if params.duration:
+            ctx.sleep(params.duration)
+        target = self._target(ctx, params)
+        if params.fail:
+            raise ProviderError(f"simulated failure moving {target} to {ctx.placement.site}")
+        if attempt <= params.fail_attempts:
+            raise TransientProviderError(
+                f"simulated transient failure moving {target} to {ctx.placement.site} "
+                f"(attempt {attempt} of {params.fail_attempts} that fail)"
+            )
+        changed = world.set("apply", target, ctx.placement.site, ctx)
+        return {"target": target, "value": ctx.placement.site, "changed": changed}
+
+    def verify(self, ctx: Context, params: StepParams) -> bool:
+        return SimWorld(ctx.state_dir).value(self._target(ctx, params)) == ctx.placement.site
+
+    def compensate(self, ctx: Context, params: StepParams, before: JsonValue) -> None:
+        if not params.reversible:
+            super().compensate(ctx, params, before)
+        value = before.get("value") if isinstance(before, dict) else None
+        SimWorld(ctx.state_dir).set("compensate", self._target(ctx, params), value, ctx)
+
+
+class CheckParams(Params):
+    ok: bool = True
+    observed: JsonValue = None
+    duration: Duration = 0.0
+    target: str | None = None
+    expect: JsonValue = None
+
+
+class SimCheck(Check[CheckParams]):
+    """Answer a simulated question: a fixed verdict, or whether a target holds an expected value."""
+
+    name = "sim.check"
+    params_model = CheckParams
+    default_estimate_s = 0.0
+
+    def describe(self, params: CheckParams, where: Placement) -> str:
+        if params.target is not None:
+            return f"Check that {params.target} is {params.expect!r} {where.phrase()}"
+        verdict = "pass" if params.ok else "fail"
+        seen = f" (observes {params.observed!r})" if params.observed is not None else ""
+        return f"Simulated check {where.phrase()} that will {verdict}{seen}"
+
+    def estimate(self, params: CheckParams) -> float:
+        return params.duration
+
+    def run(self, ctx: Context, params: CheckParams) -> CheckResult:
+        if params.duration:
+            ctx.sleep(params.duration)
+        world = SimWorld(ctx.state_dir)
+        if params.target is not None:
+            value = world.value(params.target)
+            world.log_check(params.target, value, ctx)
+            ok = value == params.expect
+            return CheckResult(ok, value, f"{params.target} is {value!r}, expected {params.expect!r}")
+        world.log_check("", params.observed, ctx)
+        message = "simulated check passed" if params.ok else "simulated check failed"
+        return CheckResult(params.ok, params.observed, message)
+
+
+PROVIDER = Provider(name="sim", actions=(SimStep(),), checks=(SimCheck(),))

@@ -1,0 +1,121 @@
+"""YAML documents with their source positions, so every problem can be reported as FILE:LINE:COL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import yaml
+
+from failover.errors import Problem, RunbookError
+
+PathPart = str | int
+Path = tuple[PathPart, ...]
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """``("services", "db", "steps", 0, "with")`` -> ``services.db.steps[0].with``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed YAML document and where each key and value stands in its file (1-based)."""
+
+    file: str
+    text: str
+    data: object
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Sequence[PathPart], *, key: bool = False) -> tuple[int, int]:
+        """Position of ``path``'s key (``key=True``) or value, else of its nearest located parent."""
+        parts: Path = tuple(p if isinstance(p, int) else str(p) for p in path)
+        if key and parts in self.keys:
+            return self.keys[parts]
+        while parts:
+            if parts in self.values:
+                return self.values[parts]
+            parts = parts[:-1]
+        return self.values.get((), (1, 1))
+
+    def problem(self, path: Sequence[PathPart], message: str, *, key: bool = False) -> Problem:
+        line, column = self.locate(path, key=key)
+        return Problem(self.file, line, column, format_path(path), message)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _index(node: yaml.Node, path: Path, source: Source, problems: list[Problem], seen: set[int]) -> None:
+    source.values[path] = _mark(node)
+    if id(node) in seen:  # an alias that points back into itself
+        return
+    seen = seen | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        names: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            name = str(key_node.value)
+            if name == "<<":  # merge key: the merged mapping's own positions are good enough
+                continue
+            child = (*path, name)
+            if name in names:
+                line, column = _mark(key_node)
+                problems.append(
+                    Problem(
+                        source.file,
+                        line,
+                        column,
+                        format_path(child),
+                        "duplicate key: each key may appear once in a mapping",
+                    )
+                )
+            names.add(name)
+            source.keys[child] = _mark(key_node)
+            _index(value_node, child, source, problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, (*path, i), source, problems, seen)
+
+
+def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    line, column = 1, 1
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        line, column = exc.problem_mark.line + 1, exc.problem_mark.column + 1
+        what = " ".join(p for p in (exc.context, exc.problem) if p)
+    else:
+        what = str(exc)
+    return Problem(file, line, column, "", f"invalid YAML: {what}")
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse one YAML document safely (no tags that construct objects) and index its positions."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise RunbookError([_yaml_problem(file, exc)]) from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        raise RunbookError([Problem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    source = Source(file=file, text=text, data=data)
+    problems: list[Problem] = []
+    if node is not None:
+        try:
+            _index(node, (), source, problems, set())
+        except RecursionError:
+            problems.append(Problem(file, 1, 1, "", "invalid YAML: nested too deeply"))
+    if problems:
+        raise RunbookError(problems)
+    return source
