@@ -71,7 +71,7 @@ def longest_path(
         via[node] = best
     if not finish:
         return finish, []
-    end: N | None = max(order, key=lambda n: finish[n])
+    end: N | None = max(reversed(order), key=lambda n: finish[n])
     path: list[N] = []
     while end is not None:
         path.append(end)

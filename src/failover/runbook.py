@@ -31,7 +31,7 @@ from failover.errors import Problem, RunbookError, ScenarioError
 from failover.providers import default_registry
 from failover.providers.base import AnyAction, AnyCheck, Placement, Registry
 from failover.source import PathPart, Source, format_path, parse_yaml
-from failover.templating import Lookup, TemplateError, references, render
+from failover.templating import Lookup, TemplateError, references, render, unresolved
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
@@ -456,10 +456,10 @@ class _Validator:
                 for i, spec in enumerate(getattr(service, kind)):
                     path = (*base, kind, i)
                     check = self.registry.find_check(spec.check)
+                    self._check_site(header, path, spec.site, check)
                     if check is None:
                         self.add((*path, "check"), self.registry.unknown_message("check", spec.check))
                     else:
-                        self._check_site(header, path, spec.site, check)
                         self._check_params(header, path, spec.with_, check, pairs)
                     cid = check_id(name, spec, getattr(service, kind)[:i])
                     if spec.id is not None and spec.id in step_ids:
@@ -499,10 +499,10 @@ class _Validator:
                     "found rollback: auto",
                 )
             action = self.registry.find_action(step.action)
+            self._check_site(header, path, step.site, action)
             if action is None:
                 self.add((*path, "action"), self.registry.unknown_message("action", step.action))
             else:
-                self._check_site(header, path, step.site, action)
                 self._check_params(header, path, step.with_, action, pairs)
         order = nx.DiGraph()
         order.add_nodes_from(seen)
@@ -526,7 +526,7 @@ class _Validator:
         header: _Header,
         path: tuple[PathPart, ...],
         site_field: str,
-        item: AnyAction | AnyCheck,
+        item: AnyAction | AnyCheck | None,
     ) -> None:
         ref = _site_ref(site_field)
         if ref is not None and ref not in SITE_REFS:
@@ -542,7 +542,7 @@ class _Validator:
                 f"{', '.join(sorted(header.sites))}{_did_you_mean(site_field, header.sites)}",
             )
             return
-        if item.cloud not in ("aws", "gcp"):
+        if item is None or item.cloud not in ("aws", "gcp"):
             return
         candidates = sorted(header.sites) if ref is not None else [site_field]
         missing = [s for s in candidates if getattr(header.sites[s], item.cloud) is None]
@@ -570,8 +570,9 @@ class _Validator:
             lookup = site_lookup(header.sites, to, from_)
             try:
                 rendered = render(params, lookup)
-            except TemplateError as exc:
-                problems = [self.source.problem(where, str(exc))]
+            except TemplateError:
+                bad = unresolved(params, lookup)
+                problems = [self.source.problem((*where, *at), why) for at, why in bad]
             else:
                 try:
                     item.parse(rendered)  # type: ignore[arg-type]

@@ -87,11 +87,16 @@ def _index(node: yaml.Node, path: Path, source: Source, problems: list[Problem],
             _index(item, (*path, i), source, problems, seen)
 
 
-def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     line, column = 1, 1
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         line, column = exc.problem_mark.line + 1, exc.problem_mark.column + 1
         what = " ".join(p for p in (exc.context, exc.problem) if p)
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        what = f"unacceptable character {char!r}: control characters are not allowed"
     else:
         what = str(exc)
     return Problem(file, line, column, "", f"invalid YAML: {what}")
@@ -99,16 +104,17 @@ def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
 
 def parse_yaml(text: str, file: str) -> Source:
     """Parse one YAML document safely (no tags that construct objects) and index its positions."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        raise RunbookError([_yaml_problem(file, exc)]) from None
+        raise RunbookError([_yaml_problem(file, text, exc)]) from None
     except (RecursionError, ValueError, OverflowError) as exc:
         raise RunbookError([Problem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
     source = Source(file=file, text=text, data=data)
     problems: list[Problem] = []
     if node is not None:

@@ -64,3 +64,23 @@ def render(value: object, lookup: Lookup) -> object:
     if isinstance(value, list):
         return [render(item, lookup) for item in value]
     return value
+
+
+def unresolved(
+    value: object, lookup: Lookup, path: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every reference in ``value`` that does not resolve, as (path to it, why)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, str):
+        try:
+            _render_str(value, lookup)
+        except TemplateError as exc:
+            found.append((path, str(exc)))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += unresolved(key, lookup, (*path, str(key)))
+            found += unresolved(item, lookup, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += unresolved(item, lookup, (*path, i))
+    return found

@@ -1,0 +1,108 @@
+"""The plan artifact: canonical JSON, fingerprint, and refusal of anything changed or malformed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from failover.errors import PlanError
+from failover.plan import Plan
+from failover.planner import make_plan
+from failover.runbook import Runbook, load_runbook
+from tests.conftest import SIM_SHOP
+
+REQUIRED_STEP_FIELDS = {
+    "id",
+    "service",
+    "action",
+    "site",
+    "params",
+    "description",
+    "after",
+    "reversible",
+    "pivot",
+    "approval",
+    "timeout_s",
+    "estimate_s",
+    "skipped",
+}
+
+
+@pytest.fixture
+def plan(sim_shop: Runbook) -> Plan:
+    return make_plan(sim_shop, from_="east", to="west")
+
+
+def test_plan_json_has_the_documented_fields(plan: Plan) -> None:
+    doc = json.loads(plan.to_json())
+    assert doc["version"] == 1
+    assert len(doc["fingerprint"]) == 64
+    assert doc["runbook"]["name"] == "sim-shop"
+    assert len(doc["runbook"]["sha256"]) == 64
+    assert doc["scenario"] == {"from": "east", "to": "west", "mode": "graceful", "scope": []}
+    assert {"id", "check", "site", "params", "description"} <= set(doc["preflight"][0])
+    for step in doc["steps"]:
+        assert set(step) >= REQUIRED_STEP_FIELDS
+    assert doc["rollback"] == list(plan.rollback)
+    assert doc["predicted_rto_s"] == plan.predicted_rto_s
+    assert doc["critical_path"] == list(plan.critical_path)
+
+
+def test_plan_round_trips_through_json(plan: Plan) -> None:
+    again = Plan.from_json(plan.to_json())
+    assert again == plan
+    assert again.fingerprint == plan.fingerprint
+    assert Plan.from_json(plan.to_json(indent=None)).fingerprint == plan.fingerprint
+
+
+def test_changed_value_is_refused_as_a_fingerprint_mismatch(plan: Plan) -> None:
+    doc = json.loads(plan.to_json())
+    doc["steps"][0]["params"]["duration"] = "1s"
+    with pytest.raises(PlanError, match="fingerprint mismatch"):
+        Plan.from_json(json.dumps(doc))
+
+
+SHOP_PLAN = make_plan(load_runbook(SIM_SHOP), from_="east", to="west")
+
+
+@given(st.data())
+def test_any_single_byte_change_is_refused_or_means_the_same_content(data: st.DataObject) -> None:
+    plan = SHOP_PLAN
+    text = plan.to_json()
+    at = data.draw(st.integers(0, len(text) - 1))
+    byte = data.draw(st.characters(codec="ascii").filter(lambda c: c != text[at]))
+    changed = text[:at] + byte + text[at + 1 :]
+    try:
+        again = Plan.from_json(changed)
+    except PlanError:
+        return
+    assert again.fingerprint == plan.fingerprint  # only whitespace moved
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "invalid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"version": 2}', "unsupported plan version 2"),
+        ('{"version": 1}', "no fingerprint"),
+        ('{"version": 1, "fingerprint": "x", "steps": 3}', "invalid plan"),
+    ],
+)
+def test_malformed_plans_are_refused_with_a_reason(text: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        Plan.from_json(text, where="p.json")
+
+
+def test_an_inconsistent_plan_is_refused_even_with_a_matching_fingerprint(plan: Plan) -> None:
+    from failover.plan import fingerprint_of
+
+    doc = json.loads(plan.to_json())
+    doc.pop("fingerprint")
+    doc["steps"][0]["after"] = ["no.such-step"]
+    doc["fingerprint"] = fingerprint_of(doc)
+    with pytest.raises(PlanError, match="not an earlier step"):
+        Plan.from_json(json.dumps(doc))
