@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
@@ -32,6 +33,7 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+@lru_cache(maxsize=4096)
 def format_duration(seconds: float) -> str:
     """Render seconds the way a person reads them: ``45s``, ``2m30s``, ``1h5m``, ``250ms``."""
     if seconds < 1 and seconds != 0:

@@ -6,6 +6,7 @@ a failover proceeds, data before apps before traffic.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
@@ -46,32 +47,61 @@ def impact(graph: nx.DiGraph, service: str) -> set[str]:
     return set(nx.descendants(graph, service))
 
 
-def stable_order(graph: nx.DiGraph, rank: Mapping[str, int]) -> list[str]:
-    """A topological order that, among services ready at the same time, keeps the runbook's order."""
-    return list(nx.lexicographical_topological_sort(graph, key=lambda n: rank[n]))
+def stable_order(depends_on: Mapping[str, Sequence[str]]) -> list[str]:
+    """A topological order of ``{service: its dependencies}`` (dependencies first) that, among
+    services ready at the same time, keeps the mapping's order. Dependencies outside the mapping
+    are ignored; the mapping must be acyclic (the runbook loader guarantees it).
+    """
+    rank = {name: i for i, name in enumerate(depends_on)}
+    names = list(depends_on)
+    waiting = dict.fromkeys(names, 0)
+    dependents: dict[str, list[str]] = {name: [] for name in names}
+    for name, deps in depends_on.items():
+        for dep in deps:
+            if dep in waiting:
+                waiting[name] += 1
+                dependents[dep].append(name)
+    ready = [rank[n] for n in names if not waiting[n]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = names[heapq.heappop(ready)]
+        order.append(name)
+        for dependent in dependents[name]:
+            waiting[dependent] -= 1
+            if not waiting[dependent]:
+                heapq.heappush(ready, rank[dependent])
+    if len(order) != len(names):
+        raise ValueError("dependency cycle among: " + ", ".join(n for n in names if waiting[n]))
+    return order
 
 
-def longest_path(
-    order: Sequence[N],
-    predecessors: Callable[[N], Iterable[N]],
-    weight: Callable[[N], float],
-) -> tuple[dict[N, float], list[N]]:
+def dependencies(runbook: Runbook, selected: Iterable[str] | None = None) -> dict[str, Sequence[str]]:
+    """``{service: depends_on}`` in runbook order, for all services or a selection."""
+    keep = None if selected is None else set(selected)
+    return {
+        name: service.depends_on for name, service in runbook.services.items() if keep is None or name in keep
+    }
+
+
+def longest_path(nodes: Iterable[tuple[N, Iterable[N], float]]) -> tuple[dict[N, float], list[N]]:
     """Earliest finish time of every node with unlimited parallelism, and one critical path.
 
-    ``order`` must be topological. Time is the sum of node weights along the heaviest chain.
+    ``nodes`` are (node, its predecessors, its duration) in topological order. Time is the sum of
+    durations along the heaviest chain; on ties the path ends at the latest node.
     """
     finish: dict[N, float] = {}
     via: dict[N, N | None] = {}
-    for node in order:
+    end: N | None = None
+    for node, preds, weight in nodes:
         start, best = 0.0, None
-        for pred in predecessors(node):
+        for pred in preds:
             if best is None or finish[pred] > start:
                 start, best = finish[pred], pred
-        finish[node] = start + weight(node)
+        done = finish[node] = start + weight
         via[node] = best
-    if not finish:
-        return finish, []
-    end: N | None = max(reversed(order), key=lambda n: finish[n])
+        if end is None or done >= finish[end]:
+            end = node
     path: list[N] = []
     while end is not None:
         path.append(end)
@@ -82,7 +112,6 @@ def longest_path(
 
 def service_critical_path(runbook: Runbook, weight: Callable[[str], float]) -> tuple[float, list[str]]:
     """Length and services of the heaviest dependency chain, each service weighted by ``weight``."""
-    graph = service_graph(runbook)
-    rank = {name: i for i, name in enumerate(runbook.services)}
-    finish, path = longest_path(stable_order(graph, rank), graph.predecessors, weight)
+    deps = dependencies(runbook)
+    finish, path = longest_path((name, deps[name], weight(name)) for name in stable_order(deps))
     return (finish[path[-1]] if path else 0.0), path

@@ -1,30 +1,32 @@
 """The plan: the concrete, ordered DAG of steps for one scenario, as a reviewed, fingerprinted file.
 
-A plan is made by the planner, rendered for people, written as canonical JSON, and read back by
-the executor, which refuses it unless its content still hashes to its fingerprint.
+A plan is made by the planner, rendered for people, written as JSON, and read back by the
+executor, which refuses it unless its content still hashes to its fingerprint. Plans of tens of
+thousands of steps are common in tests of scale, so steps and checks are named tuples (immutable
+and cheap to build); pydantic validates them only when a plan file is read back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from functools import cache, cached_property
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from failover.errors import PlanError
 
 PLAN_VERSION: Literal[1] = 1
 Mode = Literal["graceful", "ungraceful"]
+_STRICT = ConfigDict(extra="forbid")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Scenario(_Frozen):
+class Scenario(BaseModel):
     """What to fail over: from which site to which, in which mode, and which services (all if empty)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     from_: str = Field(alias="from")
     to: str
@@ -36,13 +38,15 @@ class Scenario(_Frozen):
         return self.model_copy(update={"from_": self.to, "to": self.from_})
 
 
-class PermissionDoc(_Frozen):
+class PermissionDoc(NamedTuple):
+    """A permission a step or check needs (see ``providers.base.Permission``)."""
+
     cloud: str
     action: str
     resource: str = "*"
 
 
-class PlannedCheck(_Frozen):
+class PlannedCheck(NamedTuple):
     """A preflight check with concrete parameters."""
 
     id: str
@@ -58,25 +62,25 @@ class PlannedCheck(_Frozen):
     skip_reason: str | None = None
 
 
-class PlannedStep(_Frozen):
+class PlannedStep(NamedTuple):
     """A node of the plan DAG: an action (``kind: action``) or a verify check (``kind: verify``)."""
 
     id: str
     service: str
-    kind: Literal["action", "verify"] = "action"
     action: str
     site: str
     params: dict[str, JsonValue]
     description: str
+    timeout_s: float
+    retries: int
+    approval_timeout_s: float
+    estimate_s: float
+    kind: Literal["action", "verify"] = "action"
     note: str | None = None
     after: tuple[str, ...] = ()
     reversible: bool = False
     pivot: bool = False
     approval: bool = False
-    timeout_s: float
-    retries: int
-    approval_timeout_s: float
-    estimate_s: float
     skipped: bool = False
     best_effort: bool = False
     skip_reason: str | None = None
@@ -84,7 +88,7 @@ class PlannedStep(_Frozen):
     permissions: tuple[PermissionDoc, ...] = ()
 
 
-class ServiceSummary(_Frozen):
+class ServiceSummary(NamedTuple):
     """A service in the plan: its targets and when the plan predicts it is done."""
 
     name: str
@@ -95,18 +99,21 @@ class ServiceSummary(_Frozen):
     predicted_s: float = 0.0
 
 
-class RunbookRef(_Frozen):
+@dataclass(frozen=True, slots=True)
+class RunbookRef:
     """Which runbook, exactly, the plan was made from."""
 
+    __pydantic_config__ = _STRICT
     name: str
     sha256: str
     path: str | None = None
 
 
-class Plan(_Frozen):
+@dataclass(frozen=True)
+class Plan:
     """A concrete plan; ``steps`` are in a topological order of their ``after`` edges."""
 
-    version: Literal[1] = PLAN_VERSION
+    __pydantic_config__ = _STRICT
     runbook: RunbookRef
     scenario: Scenario
     preflight: tuple[PlannedCheck, ...] = ()
@@ -117,15 +124,23 @@ class Plan(_Frozen):
     critical_path: tuple[str, ...] = ()
     services: tuple[ServiceSummary, ...] = ()
     warnings: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Plan:
-        _check_consistency(self)
-        return self
+    version: Literal[1] = field(default=PLAN_VERSION)
 
     def content(self) -> dict[str, Any]:
         """The plan as JSON-ready data, without its fingerprint."""
-        return self.model_dump(mode="json", by_alias=True)
+        return {
+            "version": self.version,
+            "runbook": _plain(self.runbook),
+            "scenario": self.scenario.model_dump(mode="json", by_alias=True),
+            "preflight": [_plain(c) for c in self.preflight],
+            "steps": [_plain(s) for s in self.steps],
+            "rollback": list(self.rollback),
+            "predicted_rto_s": self.predicted_rto_s,
+            "rto_target_s": self.rto_target_s,
+            "critical_path": list(self.critical_path),
+            "services": [_plain(s) for s in self.services],
+            "warnings": list(self.warnings),
+        }
 
     @cached_property
     def fingerprint(self) -> str:
@@ -136,10 +151,19 @@ class Plan(_Frozen):
     def steps_by_id(self) -> dict[str, PlannedStep]:
         return {step.id: step for step in self.steps}
 
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The plan file: content plus fingerprint."""
-        doc = {"version": self.version, "fingerprint": self.fingerprint, **self.content()}
-        return json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    def to_json(self) -> str:
+        """The plan file: content plus fingerprint, one step or check per line."""
+        content = self.content()
+        doc = {"version": self.version, "fingerprint": fingerprint_of(content), **content}
+        lines = []
+        for key, value in doc.items():
+            head = f"  {json.dumps(key)}: "
+            if isinstance(value, list) and value:
+                items = ",\n".join("    " + json.dumps(v, ensure_ascii=False) for v in value)
+                lines.append(f"{head}[\n{items}\n  ]")
+            else:
+                lines.append(head + json.dumps(value, ensure_ascii=False))
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str = "plan") -> Plan:
@@ -159,13 +183,16 @@ class Plan(_Frozen):
         if not isinstance(claimed, str):
             raise PlanError(f"{where}: not a plan: it has no fingerprint")
         try:
-            plan = cls.model_validate(doc)
+            plan = _ADAPTER.validate_python(doc)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise PlanError(
                 f"{where}: invalid plan: {loc}: {first['msg']} ({exc.error_count()} problem(s) in all)"
             ) from None
+        problem = _inconsistency(plan)
+        if problem:
+            raise PlanError(f"{where}: invalid plan: {problem}")
         actual = fingerprint_of(doc)
         if actual != claimed:
             raise PlanError(
@@ -173,6 +200,26 @@ class Plan(_Frozen):
                 f"hashes to {actual[:12]}...: the plan was changed after it was made"
             )
         return plan
+
+
+_ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A plan value as JSON-ready data (tuples of names stay tuples: JSON writes them as lists)."""
+    out: dict[str, Any]
+    if isinstance(obj, tuple):
+        out = obj._asdict()  # type: ignore[attr-defined]
+    else:
+        out = {name: getattr(obj, name) for name in _field_names(type(obj))}
+    if out.get("permissions"):
+        out["permissions"] = [p._asdict() for p in out["permissions"]]
+    return out
 
 
 def canonical_json(doc: object) -> str:
@@ -184,21 +231,21 @@ def fingerprint_of(content: object) -> str:
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
-def _check_consistency(plan: Plan) -> None:
+def _inconsistency(plan: Plan) -> str | None:
+    """Why the plan's DAG does not hold together, or None."""
     ids: set[str] = set()
     for step in plan.steps:
+        if step.id in ids:
+            return f"duplicate step id {step.id!r}"
         for dep in step.after:
             if dep not in ids:
-                raise ValueError(
-                    f"step {step.id!r} runs after {dep!r}, which is not an earlier step of the plan"
-                )
-        if step.id in ids:
-            raise ValueError(f"duplicate step id {step.id!r}")
+                return f"step {step.id!r} runs after {dep!r}, which is not an earlier step of the plan"
         ids.add(step.id)
     for name, listed in (("rollback", plan.rollback), ("critical_path", plan.critical_path)):
         unknown = [s for s in listed if s not in ids]
         if unknown:
-            raise ValueError(f"{name} names steps that are not in the plan: {unknown}")
+            return f"{name} names steps that are not in the plan: {unknown}"
     checks = [c.id for c in plan.preflight]
     if len(set(checks)) != len(checks):
-        raise ValueError("duplicate preflight check ids")
+        return "duplicate preflight check ids"
+    return None

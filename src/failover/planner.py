@@ -8,12 +8,12 @@ on; nothing else is ordered, so independent work runs in parallel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from pydantic import JsonValue
 
 from failover.durations import format_duration
-from failover.graph import closure, longest_path, service_graph, stable_order
+from failover.graph import closure, dependencies, longest_path, service_graph, stable_order
 from failover.plan import (
     Mode,
     PermissionDoc,
@@ -27,7 +27,7 @@ from failover.plan import (
 from failover.providers import default_registry
 from failover.providers.base import AnyAction, AnyCheck, Permission, Placement, Registry
 from failover.runbook import CheckSpec, Runbook, Service, StepSpec, check_id
-from failover.templating import Lookup, render
+from failover.templating import render
 
 
 def make_plan(
@@ -49,10 +49,11 @@ def make_plan(
     return _Planner(runbook, scenario, registry or default_registry()).plan()
 
 
-def _permissions(items: Iterable[Permission]) -> tuple[PermissionDoc, ...]:
+def _permissions(items: list[Permission]) -> tuple[PermissionDoc, ...]:
+    if not items:
+        return ()
     return tuple(
-        PermissionDoc.model_construct(cloud=p.cloud, action=p.action, resource=p.resource)
-        for p in sorted(set(items))
+        PermissionDoc(cloud=p.cloud, action=p.action, resource=p.resource) for p in sorted(set(items))
     )
 
 
@@ -61,17 +62,20 @@ class _Planner:
         self.runbook = runbook
         self.scenario = scenario
         self.registry = registry
-        self.lookup: Lookup = runbook.lookup(scenario.to, scenario.from_)
         self.defaults = runbook.defaults
+        self.places: dict[tuple[str, str | None], Placement] = {}
+        self.follows: dict[str, str | None] = {}  # step id -> the pivot it comes after, if any
+        self.resolved = runbook.resolved_params()
+        self.ungraceful = scenario.mode == "ungraceful"
 
     def plan(self) -> Plan:
         runbook, scenario = self.runbook, self.scenario
-        graph = service_graph(runbook)
-        selected = closure(graph, scenario.scope) if scenario.scope else set(runbook.services)
-        if len(selected) < len(graph):
-            graph = graph.subgraph(selected)
-        rank = {name: i for i, name in enumerate(runbook.services)}
-        order = stable_order(graph, rank)
+        if scenario.scope:
+            selected = closure(service_graph(runbook), scenario.scope)
+            order = stable_order(dependencies(runbook, selected))
+        else:
+            selected = set(runbook.services)
+            order = stable_order(dependencies(runbook))
 
         steps: list[PlannedStep] = []
         preflight: list[PlannedCheck] = []
@@ -84,20 +88,14 @@ class _Planner:
             steps += own
             terminals[name] = _terminals(own) if own else _unique(entry)
 
-        by_id = {step.id: step for step in steps}
-        finish, path = longest_path(
-            [s.id for s in steps],
-            lambda sid: by_id[sid].after,
-            lambda sid: 0.0 if by_id[sid].skipped else by_id[sid].estimate_s,
-        )
-        steps = _mark_after_pivots(steps)
+        finish, path = longest_path((s.id, s.after, 0.0 if s.skipped else s.estimate_s) for s in steps)
         rollback = tuple(
             s.id for s in reversed(steps) if s.reversible and not s.skipped and not s.follows_pivot
         )
         predicted = max(finish.values(), default=0.0)
         services = self._summaries(order, steps, finish, terminals)
-        return Plan.model_construct(
-            runbook=RunbookRef.model_construct(name=runbook.name, sha256=runbook.sha256, path=runbook.path),
+        return Plan(
+            runbook=RunbookRef(name=runbook.name, sha256=runbook.sha256, path=runbook.path),
             scenario=scenario,
             preflight=tuple(preflight),
             steps=tuple(steps),
@@ -112,29 +110,56 @@ class _Planner:
     # --- per service ---------------------------------------------------------------------------
 
     def _where(self, site_field: str, cloud: str | None) -> Placement:
-        site = self.runbook.site_of(site_field, self.scenario.to, self.scenario.from_)
-        return self.runbook.placement(site, cloud)
+        key = (site_field, cloud)
+        if key not in self.places:
+            site = self.runbook.site_of(site_field, self.scenario.to, self.scenario.from_)
+            self.places[key] = self.runbook.placement(site, cloud)
+        return self.places[key]
+
+    def _after_pivot(self, step_id: str, pivot: bool, after: tuple[str, ...]) -> str | None:
+        """The first pivot upstream of a step (it can then never be rolled back), remembered."""
+        follows = self.follows
+        found = None
+        for dep in after:
+            found = follows[dep]
+            if found:
+                break
+        follows[step_id] = step_id if pivot else found
+        return found
 
     def _skip(self, site: str, on_source_down: str) -> tuple[bool, bool, str | None]:
-        """(skipped, best_effort, reason) for something that runs at ``site``."""
-        if self.scenario.mode == "ungraceful" and site == self.scenario.from_:
+        """(skipped, best_effort, reason) for something that runs at ``site`` in ungraceful mode."""
+        if self.ungraceful and site == self.scenario.from_:
             if on_source_down == "best_effort":
                 return False, True, None
             return True, False, f"ungraceful: source site {site} is assumed down"
         return False, False, None
 
+    def _params(
+        self, path: tuple[str | int, ...], item: AnyAction | AnyCheck, raw: dict[str, object]
+    ) -> tuple[dict[str, JsonValue], Any]:
+        hit = self.resolved.get((*path, None, None)) or self.resolved.get(
+            (*path, self.scenario.from_, self.scenario.to)
+        )
+        if hit is None:  # a Runbook not made by the loader: resolve and parse here
+            rendered = cast(
+                dict[str, JsonValue], render(raw, self.runbook.lookup(self.scenario.to, self.scenario.from_))
+            )
+            hit = (rendered, item.parse(rendered))
+        return hit
+
     def _checks(self, service: str, specs: Sequence[CheckSpec]) -> list[PlannedCheck]:
         return [
-            self._check(service, spec, check_id(service, spec, specs[:i])) for i, spec in enumerate(specs)
+            self._check(service, spec, check_id(service, spec, specs[:i]), ("preflight", i))
+            for i, spec in enumerate(specs)
         ]
 
-    def _check(self, service: str, spec: CheckSpec, cid: str) -> PlannedCheck:
+    def _check(self, service: str, spec: CheckSpec, cid: str, where_in: tuple[str, int]) -> PlannedCheck:
         check: AnyCheck = self.registry.check(spec.check)
         where = self._where(spec.site, check.cloud)
-        params = cast(dict[str, JsonValue], render(spec.with_, self.lookup))
-        parsed = check.parse(params)
+        params, parsed = self._params(("services", service, *where_in), check, spec.with_)
         skipped, best_effort, reason = self._skip(where.site, spec.ungraceful)
-        return PlannedCheck.model_construct(
+        return PlannedCheck(
             id=cid,
             service=service,
             check=spec.check,
@@ -150,6 +175,24 @@ class _Planner:
 
     def _service_steps(self, name: str, service: Service, entry: tuple[str, ...]) -> list[PlannedStep]:
         specs = service.steps
+        own: list[PlannedStep] = []
+        if all(spec.after is None for spec in specs):  # the common case: in written order
+            previous = entry
+            for i, spec in enumerate(specs):
+                own.append(self._step(name, spec, i, previous))
+                previous = (own[-1].id,)
+        else:
+            own = self._reordered_steps(name, specs, entry)
+        last = _terminals(own) if own else entry
+        for i, spec in enumerate(service.verify):
+            cid = check_id(name, spec, service.verify[:i])
+            own.append(self._verify(self._check(name, spec, cid, ("verify", i)), last))
+        return own
+
+    def _reordered_steps(
+        self, name: str, specs: Sequence[StepSpec], entry: tuple[str, ...]
+    ) -> list[PlannedStep]:
+        """Steps of a service that uses ``after:``: each waits for exactly what it names."""
         local = {spec.id: f"{name}.{spec.id}" for spec in specs}
         waits = {
             spec.id: (
@@ -159,26 +202,27 @@ class _Planner:
             )
             for i, spec in enumerate(specs)
         }
-        own = [self._step(name, spec, waits[spec.id] or entry) for spec in _in_order(specs, waits)]
-        last = _terminals(own) if own else entry
-        for i, spec in enumerate(service.verify):
-            cid = check_id(name, spec, service.verify[:i])
-            own.append(self._verify(self._check(name, spec, cid), last))
-        return own
+        index = {spec.id: i for i, spec in enumerate(specs)}
+        return [
+            self._step(name, spec, index[spec.id], waits[spec.id] or entry)
+            for spec in _in_order(specs, waits)
+        ]
 
-    def _step(self, service: str, spec: StepSpec, after: tuple[str, ...]) -> PlannedStep:
+    def _step(self, service: str, spec: StepSpec, index: int, after: tuple[str, ...]) -> PlannedStep:
         action: AnyAction = self.registry.action(spec.action)
         where = self._where(spec.site, action.cloud)
-        params = cast(dict[str, JsonValue], render(spec.with_, self.lookup))
-        parsed = action.parse(params)
-        skipped, best_effort, reason = self._skip(where.site, spec.ungraceful)
+        params, parsed = self._params(("services", service, "steps", index), action, spec.with_)
+        skipped, best_effort, reason = (
+            self._skip(where.site, spec.ungraceful) if self.ungraceful else (False, False, None)
+        )
         if self.scenario.mode not in spec.modes:
             skipped, best_effort = True, False
             reason = f"runs only in {' and '.join(spec.modes)} mode"
         reversible = not spec.pivot and spec.rollback != "none" and action.is_reversible(parsed)
         estimate = spec.estimate if spec.estimate is not None else action.estimate(parsed)
-        return PlannedStep.model_construct(
-            id=f"{service}.{spec.id}",
+        step_id = f"{service}.{spec.id}"
+        return PlannedStep(
+            id=step_id,
             service=service,
             kind="action",
             action=spec.action,
@@ -199,13 +243,13 @@ class _Planner:
             skipped=skipped,
             best_effort=best_effort,
             skip_reason=reason,
-            follows_pivot=None,
+            follows_pivot=self._after_pivot(step_id, spec.pivot and not skipped, after),
             permissions=_permissions(action.permissions(parsed, where)),
         )
 
     def _verify(self, planned: PlannedCheck, after: tuple[str, ...]) -> PlannedStep:
         """A verify check as a node of the plan DAG, after its service's last steps."""
-        return PlannedStep.model_construct(
+        return PlannedStep(
             id=planned.id,
             service=planned.service,
             kind="verify",
@@ -225,7 +269,7 @@ class _Planner:
             skipped=planned.skipped,
             best_effort=planned.best_effort,
             skip_reason=planned.skip_reason,
-            follows_pivot=None,
+            follows_pivot=self._after_pivot(planned.id, False, after),
             permissions=planned.permissions,
         )
 
@@ -241,7 +285,7 @@ class _Planner:
             service = self.runbook.services[name]
             done = max((finish[t] for t in terminals[name]), default=0.0)
             out.append(
-                ServiceSummary.model_construct(
+                ServiceSummary(
                     name=name,
                     tier=service.tier,
                     depends_on=tuple(service.depends_on),
@@ -291,14 +335,16 @@ def _unique(ids: Iterable[str]) -> tuple[str, ...]:
 
 def _terminals(steps: Sequence[PlannedStep]) -> tuple[str, ...]:
     """Steps of one service that no other step of the same service waits for."""
-    waited = {dep for step in steps for dep in step.after}
+    if len(steps) == 1:
+        return (steps[0].id,)
+    waited: set[str] = set()
+    for step in steps:
+        waited.update(step.after)
     return tuple(step.id for step in steps if step.id not in waited)
 
 
 def _in_order(specs: Sequence[StepSpec], waits: dict[str, tuple[str, ...]]) -> list[StepSpec]:
     """Steps in written order, except that a step comes after the steps it waits for."""
-    if all(spec.after is None for spec in specs):
-        return list(specs)
     by_id = {spec.id: spec for spec in specs}
     placed: dict[str, StepSpec] = {}
 
@@ -311,19 +357,3 @@ def _in_order(specs: Sequence[StepSpec], waits: dict[str, tuple[str, ...]]) -> l
     for spec in specs:
         place(spec.id)
     return list(placed.values())
-
-
-def _mark_after_pivots(steps: list[PlannedStep]) -> list[PlannedStep]:
-    """Set ``follows_pivot`` on every step downstream of a pivot: it can never be rolled back."""
-    by_id = {step.id: step for step in steps}
-    follows: dict[str, str | None] = {}
-    out = []
-    for step in steps:
-        pivot = None
-        for dep in step.after:
-            pivot = dep if by_id[dep].pivot else follows[dep]
-            if pivot:
-                break
-        follows[step.id] = pivot
-        out.append(step if pivot is None else step.model_copy(update={"follows_pivot": pivot}))
-    return out

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from failover.durations import format_duration
-from failover.graph import impact, service_graph, stable_order
+from failover.graph import dependencies, impact, service_graph, stable_order
 from failover.plan import Plan, PlannedStep
 from failover.runbook import Runbook
 
@@ -270,8 +270,7 @@ def render_graph(runbook: Runbook, fmt: GraphFormat = "text", *, impact_of: str 
     """The service dependency graph; with ``impact_of``, what depends on that service."""
     graph = service_graph(runbook)
     affected = impact(graph, impact_of) if impact_of else set()
-    rank = {name: i for i, name in enumerate(runbook.services)}
-    order = stable_order(graph, rank)
+    order = stable_order(dependencies(runbook))
     if fmt == "json":
         doc: dict[str, object] = {
             "runbook": runbook.name,

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PrivateAttr,
     StringConstraints,
     ValidationError,
@@ -38,6 +39,12 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
 Mode = Literal["graceful", "ungraceful"]
 MODES: tuple[Mode, ...] = ("graceful", "ungraceful")
 SITE_REFS = ("to", "from")
+
+
+ResolvedKey = tuple[PathPart | None, ...]
+"""(*path of the step or check, from, to); from and to are None where nothing is templated."""
+Resolved = tuple[dict[str, JsonValue], BaseModel]
+"""Parameters with references filled in, and the action's or check's parsed model of them."""
 
 
 class _Model(BaseModel):
@@ -152,6 +159,7 @@ class Runbook(_Header):
     services: dict[Name, Service]
     _path: str | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")
+    _resolved: dict[ResolvedKey, Resolved] = PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> str | None:
@@ -166,6 +174,10 @@ class Runbook(_Header):
     def lookup(self, to: str, from_: str) -> Lookup:
         """Resolver for ``${...}`` references when failing over from ``from_`` to ``to``."""
         return site_lookup(self.sites, to, from_)
+
+    def resolved_params(self) -> Mapping[ResolvedKey, Resolved]:
+        """Every step's and check's parameters as validation resolved them, per direction."""
+        return self._resolved
 
     def site_of(self, site_field: str, to: str, from_: str) -> str:
         """The site name a step's ``site:`` means in this direction."""
@@ -361,6 +373,7 @@ class _Validator:
         self.registry = registry
         self.problems: list[Problem] = []
         self.service_names: set[str] = set()
+        self.resolved: dict[ResolvedKey, Resolved] = {}
 
     def add(self, path: tuple[PathPart, ...], message: str, *, key: bool = False) -> None:
         self.problems.append(self.source.problem(path, message, key=key))
@@ -382,7 +395,9 @@ class _Validator:
         if self.problems or header is None or services is None:
             raise RunbookError(self.problems)
         fields = {name: getattr(header, name) for name in _Header.model_fields}
-        return Runbook.model_construct(**fields, services=services)
+        runbook = Runbook.model_construct(**fields, services=services)
+        runbook._resolved = self.resolved
+        return runbook
 
     def _header(self, data: dict[Any, Any]) -> _Header | None:
         raw = {k: v for k, v in data.items() if k != "services"}
@@ -575,10 +590,13 @@ class _Validator:
                 problems = [self.source.problem((*where, *at), why) for at, why in bad]
             else:
                 try:
-                    item.parse(rendered)  # type: ignore[arg-type]
-                    continue
+                    parsed = item.parse(rendered)  # type: ignore[arg-type]
                 except ValidationError as exc:
                     problems = _problems_from(exc, self.source, where, item.params_model, (), note)
+                else:
+                    key = (*path, from_, to) if templated else (*path, None, None)
+                    self.resolved[key] = (rendered, parsed)  # type: ignore[assignment]
+                    continue
             for problem in problems:
                 sig = (problem.path, problem.line, problem.column)
                 if sig not in seen:
