@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
@@ -205,18 +205,13 @@ class Plan:
 _ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
 
 
-@cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
 def _plain(obj: Any) -> dict[str, Any]:
     """A plan value as JSON-ready data (tuples of names stay tuples: JSON writes them as lists)."""
-    out: dict[str, Any]
-    if isinstance(obj, tuple):
-        out = obj._asdict()  # type: ignore[attr-defined]
-    else:
-        out = {name: getattr(obj, name) for name in _field_names(type(obj))}
+    out: dict[str, Any] = (
+        obj._asdict()  # type: ignore[attr-defined]
+        if isinstance(obj, tuple)
+        else {f.name: getattr(obj, f.name) for f in fields(obj)}
+    )
     if out.get("permissions"):
         out["permissions"] = [p._asdict() for p in out["permissions"]]
     return out

@@ -184,9 +184,9 @@ class _Planner:
         else:
             own = self._reordered_steps(name, specs, entry)
         last = _terminals(own) if own else entry
-        for i, spec in enumerate(service.verify):
-            cid = check_id(name, spec, service.verify[:i])
-            own.append(self._verify(self._check(name, spec, cid, ("verify", i)), last))
+        for i, check in enumerate(service.verify):
+            cid = check_id(name, check, service.verify[:i])
+            own.append(self._verify(self._check(name, check, cid, ("verify", i)), last))
         return own
 
     def _reordered_steps(
