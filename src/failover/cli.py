@@ -6,7 +6,10 @@ Exit codes: 0 success; 1 a step failed; 2 bad input; 3 refused for safety.
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +18,23 @@ from typing import Any, TypeVar, cast
 import click
 from rich.console import Console
 
-from failover.errors import FailoverError, PlanError, RegistryError, RunbookError, ScenarioError
-from failover.plan import Scenario
+from failover.errors import (
+    FailoverError,
+    JournalError,
+    PlanError,
+    RefusedError,
+    RegistryError,
+    RunbookError,
+    ScenarioError,
+)
+from failover.executor import Approval, Options, RunResult, execute, resume, run_ids, run_state
+from failover.journal import Journal
+from failover.logs import configure as configure_logging
+from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
 from failover.providers import default_registry
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
+from failover.report import REPORT_FORMATS, render_report, report_data
 from failover.runbook import load_runbook, runbook_json_schema
 
 EXIT_OK = 0
@@ -42,7 +57,9 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (RunbookError, ScenarioError, PlanError, RegistryError) as exc:
+        except RefusedError as exc:
+            _fail(f"refused: {exc}", EXIT_REFUSED)
+        except (RunbookError, ScenarioError, PlanError, RegistryError, JournalError) as exc:
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
         except FailoverError as exc:
             _fail(f"error: {exc}", EXIT_STEP_FAILED)
@@ -195,6 +212,258 @@ def _parameter_lines(schema: dict[str, Any]) -> list[str]:
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the runbook format (for editors)."""
     _emit(json.dumps(runbook_json_schema(), indent=2) + "\n", output)
+
+
+# --- running plans ------------------------------------------------------------------------------
+
+
+def _state_dir(value: Path | None) -> Path:
+    return value or Path(os.environ.get("FAILOVER_STATE", ".failover"))
+
+
+def run_options(func: F) -> F:
+    """Options shared by apply, drill and resume."""
+    decorators = [
+        click.option(
+            "--approve", "approve", multiple=True, metavar="STEP_ID", help="Approve this step (repeatable)."
+        ),
+        click.option("--auto-approve", is_flag=True, help="Approve every step that needs it."),
+        click.option(
+            "--on-failure",
+            type=click.Choice(["rollback", "halt"]),
+            default="rollback",
+            show_default=True,
+            help="rollback: compensate completed steps; halt: stop and leave it to a person.",
+        ),
+        click.option(
+            "--concurrency", type=click.IntRange(min=1), help="Most steps at once (default: no limit)."
+        ),
+        click.option(
+            "--skip-check",
+            "skip_check",
+            multiple=True,
+            metavar="CHECK_ID",
+            help="Skip this preflight check (repeatable; needs --reason).",
+        ),
+        click.option("--reason", help="Why the checks given with --skip-check are skipped (journaled)."),
+        click.option(
+            "--state",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="State directory (default: $FAILOVER_STATE or .failover).",
+        ),
+        click.option(
+            "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _options(
+    approve: tuple[str, ...],
+    auto_approve: bool,
+    on_failure: str,
+    concurrency: int | None,
+    skip_check: tuple[str, ...],
+    reason: str | None,
+) -> Options:
+    if skip_check and not reason:
+        raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
+    approver = _prompt_approver if sys.stdin.isatty() and not auto_approve else None
+    return Options(
+        on_failure="halt" if on_failure == "halt" else "rollback",
+        auto_approve=auto_approve,
+        approve_steps=frozenset(approve),
+        approver=approver,
+        concurrency=concurrency,
+        skip_checks=dict.fromkeys(skip_check, reason or ""),
+        who=f"{getpass.getuser()}@{socket.gethostname()}",
+    )
+
+
+def _prompt_approver(step: PlannedStep, timeout_s: float) -> Approval:
+    kind = "PIVOT (irreversible)" if step.pivot else "step"
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    granted = click.confirm(
+        f"Approve {kind} {step.id}: {step.description}? (no answer in {timeout_s:g}s means no)",
+        default=False,
+        err=True,
+    )
+    return Approval(granted, who, "answered at the terminal")
+
+
+def _print_result(result: RunResult, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "exit_code": result.exit_code,
+                    "message": result.message,
+                }
+            )
+        )
+    else:
+        click.echo(f"run {result.run_id}: {result.status}: {result.message}")
+
+
+def _load_plan(path: Path) -> Plan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read plan {path}: {exc}") from None
+    try:
+        return Plan.from_json(text, where=str(path))
+    except PlanError as exc:
+        raise RefusedError(str(exc)) from None
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json")
+@run_options
+@handle_errors
+def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
+    """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
+    configure_logging()
+    result = execute(_load_plan(plan_file), _state_dir(state), _options(**kwargs))
+    _print_result(result, fmt)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@runbook_arg
+@click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from.")
+@click.option("--to", required=True, metavar="SITE", help="Site to fail over to.")
+@click.option("--scope", multiple=True, metavar="SERVICE", help="Only this service and its dependencies.")
+@click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
+@click.option(
+    "--failback", is_flag=True, help="After a successful failover, fail back (from and to swapped)."
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown report here.",
+)
+@run_options
+@handle_errors
+def drill(
+    runbook: Path,
+    from_: str,
+    to: str,
+    scope: tuple[str, ...],
+    mode: str,
+    failback: bool,
+    report_file: Path | None,
+    state: Path | None,
+    fmt: str,
+    **kwargs: Any,
+) -> None:
+    """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
+    configure_logging()
+    rb = load_runbook(runbook)
+    scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
+    options = _options(**kwargs)
+    state_dir = _state_dir(state)
+    reports = []
+    result = None
+    for leg in [scenario, scenario.reverse()] if failback else [scenario]:
+        planned = make_plan(rb, leg)
+        result = execute(planned, state_dir, options)
+        _print_result(result, fmt)
+        reports.append(
+            render_report(
+                report_data(planned, result.state, Journal(state_dir).events(result.run_id)), "markdown"
+            )
+        )
+        if not result.ok:
+            break
+    assert result is not None
+    if report_file is not None:
+        _emit("\n".join(reports), report_file)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def status(run_id: str | None, state: Path | None, fmt: str) -> None:
+    """Show a run (default: the latest) as its journal tells it, or say there is none."""
+    state_dir = _state_dir(state)
+    ids = run_ids(state_dir)
+    if run_id is None:
+        if not ids:
+            _fail(f"no runs in {state_dir}", EXIT_BAD_INPUT)
+        run_id = ids[-1]
+    current = run_state(state_dir, run_id)
+    assert current.steps is not None
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "status": current.status,
+                    "exit_code": current.exit_code,
+                    "message": current.message,
+                    "steps": {sid: rec.state for sid, rec in current.steps.items()},
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"run {run_id}: {current.status}" + (f" (exit {current.exit_code})" if current.finished else "")
+    )
+    if current.message:
+        click.echo(f"  {current.message}")
+    for sid, rec in current.steps.items():
+        click.echo(
+            f"  {rec.state:<12} {sid}" + (f"  {rec.error}" if rec.error and rec.state == "failed" else "")
+        )
+
+
+@main.command(name="resume")
+@click.argument("run_id")
+@run_options
+@handle_errors
+def resume_cmd(run_id: str, state: Path | None, fmt: str, **kwargs: Any) -> None:
+    """Continue RUN_ID after its process died or it halted; steps in flight are verified first."""
+    configure_logging()
+    result = resume(run_id, _state_dir(state), _options(**kwargs))
+    _print_result(result, fmt)
+    sys.exit(result.exit_code)
+
+
+@main.command(name="rollback")
+@click.argument("run_id")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def rollback_cmd(run_id: str, state: Path | None, fmt: str) -> None:
+    """Compensate every completed reversible step of RUN_ID, in reverse dependency order."""
+    configure_logging()
+    result = resume(run_id, _state_dir(state), Options(), rollback=True)
+    _print_result(result, fmt)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="markdown", show_default=True)
+@output_opt
+@handle_errors
+def report(run_id: str, state: Path | None, fmt: str, output: Path | None) -> None:
+    """Report on RUN_ID: measured RTO per service, timeline, failures, approvals, rollback."""
+    state_dir = _state_dir(state)
+    journal = Journal(state_dir)
+    plan = Plan.from_json(journal.run_plan(run_id), where=f"run {run_id}")
+    data = report_data(plan, run_state(state_dir, run_id), journal.events(run_id))
+    _emit(render_report(data, fmt), output)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,10 @@ catch one class. The tree::
     +-- ScenarioError           a scenario does not fit the runbook (unknown site, from == to, ...)
     +-- PlanError               a plan file is malformed, inconsistent or tampered with
     +-- RegistryError           an action or check name is unknown or registered twice
+    +-- RefusedError                 a run was refused for safety (stale or tampered plan, already applied)
+    |   +-- LeaseHeldError           another run holds the lock on an overlapping scope
+    +-- LeaseLostError               a run's lease expired or was taken over: it may not write any more
+    +-- JournalError            the journal cannot be opened or does not have the run asked for
     +-- ProviderError           a provider call failed and retrying will not help
         +-- TransientProviderError   a provider call failed in a way worth retrying
 """
@@ -64,3 +68,20 @@ class ProviderError(FailoverError):
 
 class TransientProviderError(ProviderError):
     """A provider call failed for a reason that may pass (throttling, 5xx, timeouts): retry it."""
+
+
+class RefusedError(FailoverError):
+    """A run was refused for safety before it changed anything: the plan is stale, tampered with
+    or already applied, or the run's lock is held elsewhere."""
+
+
+class LeaseHeldError(RefusedError):
+    """Another live run holds the lease on an overlapping scope; the message says who and since when."""
+
+
+class LeaseLostError(FailoverError):
+    """A run's lease expired or was taken over, so its fencing token is stale and it must stop writing."""
+
+
+class JournalError(FailoverError):
+    """The journal cannot be opened or read, or does not have the run asked for."""

@@ -1,0 +1,631 @@
+"""The executor: runs a reviewed plan exactly, as fast as its dependencies allow, and safely.
+
+- Preflight: every preflight check runs (in parallel) before the first mutation; one failure
+  means zero mutations and a refusal.
+- Scheduling: a step starts as soon as every step it waits for is done; no waves or barriers.
+  A global concurrency limit and per-provider limits bound how many run at once.
+- Approvals before pivots and ``approval: true`` steps; no answer in time means no.
+- Retries of transient errors with exponential backoff and jitter, bounded by retries and the
+  step's timeout; a timed-out attempt is abandoned.
+- Failure: ``rollback`` compensates completed reversible steps in reverse dependency order, each
+  once; after a pivot, or with ``halt``, the run halts for a person.
+- The journal is written before and after every side effect; a killed run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import JsonValue
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from failover.errors import (
+    FailoverError,
+    LeaseLostError,
+    PlanError,
+    ProviderError,
+    RefusedError,
+    TransientProviderError,
+)
+from failover.journal import Event, Journal, Lease, RunState, StepRecord
+from failover.plan import Plan, PlannedCheck, PlannedStep
+from failover.providers import default_registry
+from failover.providers.base import Context, Placement, Registry
+from failover.redact import redact
+
+log = structlog.get_logger("failover.executor")
+
+OnFailure = Literal["rollback", "halt"]
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
+DEFAULT_LEASE_TTL = 30.0
+DEFAULT_PROVIDER_LIMITS: Mapping[str, int] = {"aws": 10, "gcp": 10}
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """An answer to an approval request: granted or not, by whom, and why."""
+
+    granted: bool
+    by: str
+    reason: str = ""
+
+
+Approver = Callable[[PlannedStep, float], Approval]
+"""Asked for an approval of a step, with the seconds it may take to answer."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    message: str
+    state: RunState
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: failure policy, approvals, limits, skipped checks, and injected time."""
+
+    on_failure: OnFailure = "rollback"
+    auto_approve: bool = False
+    approve_steps: frozenset[str] = frozenset()
+    approver: Approver | None = None
+    concurrency: int | None = None
+    provider_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PROVIDER_LIMITS))
+    skip_checks: Mapping[str, str] = field(default_factory=dict)
+    on_event: Callable[[Event], None] | None = None
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    who: str = "failover"
+
+    def journaled(self) -> dict[str, object]:
+        """The options worth recording in run_started (and reused on resume)."""
+        return {
+            "on_failure": self.on_failure,
+            "auto_approve": self.auto_approve,
+            "approve_steps": sorted(self.approve_steps),
+            "concurrency": self.concurrency,
+            "skip_checks": dict(self.skip_checks),
+            "by": self.who,
+        }
+
+
+def execute(
+    plan: Plan,
+    state_dir: str | Path,
+    options: Options | None = None,
+    *,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run ``plan``; refuse (raise RefusedError) if it was already applied, its runbook changed since,
+    or another run holds an overlapping lock."""
+    options = options or Options()
+    journal = Journal(Path(state_dir))
+    _refuse_stale(plan, journal)
+    unknown = sorted(set(options.skip_checks) - {c.id for c in plan.preflight})
+    if unknown:
+        raise PlanError(f"--skip-check: no preflight check {unknown[0]!r} in this plan")
+    run_id = run_id or _new_run_id()
+    lease = journal.acquire(run_id, _resources(plan), options.lease_ttl)
+    journal.create_run(run_id, plan.fingerprint, plan.runbook.name, plan.to_json())
+    run = _Run(plan, journal, lease, options, registry or default_registry(), Path(state_dir))
+    return run.start()
+
+
+def resume(
+    run_id: str,
+    state_dir: str | Path,
+    options: Options | None = None,
+    *,
+    registry: Registry | None = None,
+    rollback: bool = False,
+) -> RunResult:
+    """Continue a run whose process died (or that halted), from what its journal says.
+
+    With ``rollback``, compensate what it completed instead of going forward.
+    """
+    journal = Journal(Path(state_dir))
+    plan = Plan.from_json(journal.run_plan(run_id), where=f"run {run_id}")
+    state = RunState.replay(run_id, journal.events(run_id))
+    if state.finished and not (rollback and state.status == "halted"):
+        return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
+    merged = _with_recorded(options, state.options or {})
+    lease = _take_over(journal, run_id, _resources(plan), merged)
+    run = _Run(plan, journal, lease, merged, registry or default_registry(), Path(state_dir))
+    return run.start(resumed=state, rollback=rollback)
+
+
+def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Options:
+    """Options for a resumed run: its recorded policy and approvals, plus what is given now
+    (more approvals, callbacks, limits, injected time)."""
+    base = given or Options()
+    steps = recorded.get("approve_steps")
+    skips = recorded.get("skip_checks")
+    return replace(
+        base,
+        on_failure="halt" if recorded.get("on_failure") == "halt" else "rollback",
+        auto_approve=base.auto_approve or bool(recorded.get("auto_approve")),
+        approve_steps=base.approve_steps
+        | (frozenset(str(s) for s in steps) if isinstance(steps, list) else frozenset()),
+        skip_checks={
+            **({str(k): str(v) for k, v in skips.items()} if isinstance(skips, dict) else {}),
+            **base.skip_checks,
+        },
+    )
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def _resources(plan: Plan) -> tuple[str, ...]:
+    return tuple(sorted(f"{plan.runbook.name}/{s.name}" for s in plan.services)) or (plan.runbook.name,)
+
+
+def _refuse_stale(plan: Plan, journal: Journal) -> None:
+    if plan.runbook.path:
+        path = Path(plan.runbook.path)
+        if path.exists():
+            import hashlib
+
+            now = hashlib.sha256(path.read_bytes()).hexdigest()
+            if now != plan.runbook.sha256:
+                raise RefusedError(
+                    f"runbook {path} changed since the plan was made (sha256 {plan.runbook.sha256[:12]}... "
+                    f"then, {now[:12]}... now): make and review a new plan"
+                )
+    for run_id, *_ in journal.runs(plan.fingerprint):
+        state = RunState.replay(run_id, journal.events(run_id))
+        if state.status == "succeeded":
+            raise RefusedError(f"plan {plan.fingerprint[:12]}... was already applied by run {run_id}")
+        if not state.finished:
+            raise RefusedError(
+                f"plan {plan.fingerprint[:12]}... has an unfinished run {run_id}: "
+                f"`failover resume {run_id}` or `failover rollback {run_id}`"
+            )
+
+
+def _take_over(journal: Journal, run_id: str, resources: tuple[str, ...], options: Options) -> Lease:
+    """Take the dead run's lease: at once if its process is known dead here, else once it expires."""
+    deadline = time.monotonic() + options.lease_ttl + 1
+    while True:
+        try:
+            return journal.acquire(run_id, resources, options.lease_ttl, take_over=True)
+        except RefusedError:
+            holder = journal.holder(resources)
+            if holder is None or holder[0] != run_id or time.monotonic() > deadline:
+                raise
+            time.sleep(min(1.0, max(0.05, holder[2] - time.time())))
+
+
+class _StopError(Exception):
+    """Internal: the run must stop (lease lost)."""
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        journal: Journal,
+        lease: Lease,
+        options: Options,
+        registry: Registry,
+        state_dir: Path,
+    ) -> None:
+        self.plan = plan
+        self.journal = journal
+        self.lease = lease
+        self.options = options
+        self.registry = registry
+        self.state_dir = state_dir
+        self.steps = plan.steps_by_id
+        self.lock = threading.Lock()
+        self.lost: LeaseLostError | None = None
+        self.stop_heartbeat = threading.Event()
+        self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
+        self.attempts = ThreadPoolExecutor(thread_name_prefix="failover-attempt")
+
+    # --- journal -------------------------------------------------------------------------------
+
+    def emit(self, kind: str, step: str | None = None, /, **data: object) -> Event:
+        with self.lock:
+            if self.lost is not None:
+                raise _StopError
+            try:
+                event = self.journal.append(self.lease, kind, step, redact(data))
+            except LeaseLostError as exc:
+                self.lost = exc
+                raise _StopError from exc
+        self.log.info(kind, step=step, **{k: v for k, v in event.data.items() if k != "before"})
+        if self.options.on_event is not None:
+            self.options.on_event(event)
+        return event
+
+    def _heartbeat(self) -> None:
+        interval = max(0.05, self.options.lease_ttl / 3)
+        while not self.stop_heartbeat.wait(interval):
+            with self.lock:
+                if self.lost is not None:
+                    return
+                try:
+                    self.lease = self.journal.renew(self.lease, self.options.lease_ttl)
+                except LeaseLostError as exc:
+                    self.lost = exc
+                    return
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def start(self, resumed: RunState | None = None, rollback: bool = False) -> RunResult:
+        beat = threading.Thread(target=self._heartbeat, name="failover-heartbeat", daemon=True)
+        beat.start()
+        try:
+            return self._run(resumed, rollback)
+        except _StopError:
+            message = f"run {self.lease.run_id} stopped: {self.lost}"
+            self.log.error("run_stopped", reason=str(self.lost))
+            return self._result(override=("lost", EXIT_REFUSED, message))
+        finally:
+            self.stop_heartbeat.set()
+            beat.join()
+            self.attempts.shutdown(wait=False, cancel_futures=True)
+            if self.lost is None:
+                self.journal.release(self.lease)
+
+    def _run(self, resumed: RunState | None, rollback: bool) -> RunResult:
+        if resumed is None:
+            self.emit(
+                "run_started",
+                fingerprint=self.plan.fingerprint,
+                runbook=self.plan.runbook.name,
+                scenario=self.plan.scenario.model_dump(mode="json", by_alias=True),
+                **self.options.journaled(),
+            )
+            state = self._state()
+        else:
+            self.emit("run_resumed", owner=self.lease.owner, rollback=rollback)
+            state = resumed
+        if rollback or state.rollback_started:
+            return self._rollback(state, "requested" if rollback else "resumed")
+        if not state.preflight_done:
+            failed = self._preflight()
+            if failed:
+                message = "preflight failed, nothing was changed: " + "; ".join(failed)
+                return self._finish("refused", EXIT_REFUSED, message)
+            self.emit("preflight_passed")
+        failure = self._schedule(self._state())
+        if failure is None:
+            return self._finish("succeeded", EXIT_OK, "every step succeeded")
+        return self._on_failure(*failure)
+
+    def _state(self) -> RunState:
+        return RunState.replay(self.lease.run_id, self.journal.events(self.lease.run_id))
+
+    def _finish(self, status: str, code: int, message: str) -> RunResult:
+        self.emit("run_finished", status=status, exit_code=code, message=message)
+        return self._result()
+
+    def _result(self, override: tuple[str, int, str] | None = None) -> RunResult:
+        state = self._state()
+        status, code, message = override or (state.status, state.exit_code or 0, state.message)
+        return RunResult(self.lease.run_id, status, code, message, state)
+
+    def _context(self, step_id: str, site: str, action_cloud: str | None) -> Context:
+        return Context(
+            run_id=self.lease.run_id,
+            step_id=step_id,
+            placement=Placement(site=site, cloud=action_cloud),
+            state_dir=self.state_dir,
+            sleep=self.options.sleep,
+            clock=self.options.clock,
+        )
+
+    # --- preflight -----------------------------------------------------------------------------
+
+    def _preflight(self) -> list[str]:
+        """Run every preflight check in parallel; return what failed (empty when all passed)."""
+        checks = list(self.plan.preflight)
+        failed: list[str] = []
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(32, len(checks))), thread_name_prefix="failover-check"
+        ) as pool:
+            futures = {pool.submit(self._one_check, c): c for c in checks}
+            for future in futures:
+                outcome = future.result()
+                if outcome:
+                    failed.append(outcome)
+        return sorted(failed)
+
+    def _one_check(self, check: PlannedCheck) -> str | None:
+        reason = self.options.skip_checks.get(check.id)
+        if check.skipped or reason is not None:
+            self.emit("check_skipped", check=check.id, reason=reason or check.skip_reason or "")
+            return None
+        try:
+            impl = self.registry.check(check.check)
+            ctx = self._context(check.id, check.site, impl.cloud)
+            result = impl.run(ctx, impl.parse(check.params))
+            ok, observed, message = result.ok, result.observed, result.message
+        except ProviderError as exc:
+            ok, observed, message = False, None, f"{type(exc).__name__}: {exc}"
+        kind = "check_passed" if ok else "check_failed"
+        self.emit(kind, check=check.id, observed=observed, message=message, best_effort=check.best_effort)
+        if ok or check.best_effort:
+            return None
+        return f"{check.id} at {check.site}: {message} (observed {observed!r})"
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def _schedule(self, state: RunState) -> tuple[str, str] | None:
+        """Run every step not yet done; return (step id, why) of the first failure, or None."""
+        plan = self.plan
+        index = {s.id: i for i, s in enumerate(plan.steps)}
+        waiting = {s.id: len(s.after) for s in plan.steps}
+        dependents: dict[str, list[str]] = {s.id: [] for s in plan.steps}
+        for s in plan.steps:
+            for dep in s.after:
+                dependents[dep].append(s.id)
+        done: set[str] = set()
+
+        def finish(step_id: str) -> None:
+            done.add(step_id)
+            for dependent in dependents[step_id]:
+                waiting[dependent] -= 1
+
+        for s in plan.steps:  # what the journal already says is done
+            rec = state.step(s.id)
+            if rec.state in ("succeeded", "skipped") or (rec.state == "failed" and rec.best_effort):
+                finish(s.id)
+        limit = self.options.concurrency or len(plan.steps) or 1
+        running: dict[Future[tuple[bool, str]], str] = {}
+        per_provider: dict[str, int] = {}
+        failure: tuple[str, str] | None = None
+        with ThreadPoolExecutor(max_workers=min(limit, 512), thread_name_prefix="failover-step") as pool:
+            while True:
+                if failure is None:
+                    ready = sorted(
+                        (
+                            sid
+                            for sid, n in waiting.items()
+                            if n == 0 and sid not in done and sid not in running.values()
+                        ),
+                        key=index.__getitem__,
+                    )
+                    for sid in ready:
+                        if len(running) >= limit:
+                            break
+                        provider = self.steps[sid].action.split(".", 1)[0]
+                        cap = self.options.provider_limits.get(provider)
+                        if cap is not None and per_provider.get(provider, 0) >= cap:
+                            continue
+                        per_provider[provider] = per_provider.get(provider, 0) + 1
+                        running[pool.submit(self._step, self.steps[sid], state.step(sid))] = sid
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    sid = running.pop(future)
+                    provider = self.steps[sid].action.split(".", 1)[0]
+                    per_provider[provider] -= 1
+                    try:
+                        ok, why = future.result()
+                    except _StopError:
+                        raise
+                    if ok:
+                        finish(sid)
+                    elif failure is None:
+                        failure = (sid, why)
+        return failure
+
+    # --- one step ------------------------------------------------------------------------------
+
+    def _step(self, step: PlannedStep, record: StepRecord) -> tuple[bool, str]:
+        if step.skipped:
+            self.emit("step_skipped", step.id, reason=step.skip_reason or "")
+            return True, ""
+        if step.approval and record.approved_by is None and not self._approved(step):
+            return False, "approval denied"
+        if step.kind == "verify":
+            impl_check = self.registry.check(step.action)
+            ctx = self._context(step.id, step.site, impl_check.cloud)
+            params = impl_check.parse(step.params)
+            self.emit("step_started", step.id, before=None)
+
+            def attempt() -> JsonValue:
+                result = impl_check.run(ctx, params)
+                if not result.ok:
+                    raise TransientProviderError(f"{result.message} (observed {result.observed!r})")
+                return result.observed
+
+            return self._attempts(step, attempt, verify=None)
+        action = self.registry.action(step.action)
+        ctx = self._context(step.id, step.site, action.cloud)
+        params = action.parse(step.params)
+        if record.state == "started":  # in flight when the last process died
+            if action.verify(ctx, params):
+                self.emit("step_succeeded", step.id, recovered=True)
+                return True, ""
+        else:
+            before = action.read(ctx, params)
+            self.emit("step_started", step.id, before=before)
+        return self._attempts(
+            step, lambda: action.apply(ctx, params), verify=lambda: action.verify(ctx, params)
+        )
+
+    def _approved(self, step: PlannedStep) -> bool:
+        opts = self.options
+        self.emit("approval_requested", step.id, timeout_s=step.approval_timeout_s, pivot=step.pivot)
+        if opts.auto_approve or step.id in opts.approve_steps:
+            answer = Approval(True, opts.who, "--auto-approve" if opts.auto_approve else "--approve")
+        elif opts.approver is not None:
+            answer = self._ask(opts.approver, step)
+        else:
+            answer = Approval(False, opts.who, "no approval given (use --approve STEP or --auto-approve)")
+        kind = "approval_granted" if answer.granted else "approval_denied"
+        self.emit(kind, step.id, by=answer.by, reason=answer.reason)
+        return answer.granted
+
+    def _ask(self, approver: Approver, step: PlannedStep) -> Approval:
+        future = self.attempts.submit(approver, step, step.approval_timeout_s)
+        try:
+            return future.result(timeout=step.approval_timeout_s)
+        except FutureTimeout:
+            return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
+
+    def _attempts(
+        self, step: PlannedStep, apply: Callable[[], JsonValue], verify: Callable[[], bool] | None
+    ) -> tuple[bool, str]:
+        clock = self.options.clock
+        deadline = clock() + step.timeout_s
+        attempt_no = 0
+
+        def once() -> JsonValue:
+            nonlocal attempt_no
+            attempt_no += 1
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise TimeoutError(f"timed out after {step.timeout_s:g}s")
+            future = self.attempts.submit(apply)
+            try:
+                result = future.result(timeout=remaining)
+            except FutureTimeout:
+                raise TimeoutError(f"attempt {attempt_no} timed out after {step.timeout_s:g}s") from None
+            if verify is not None and not verify():
+                raise TransientProviderError("applied, but the desired state is not reached yet")
+            return result
+
+        def record_failure(retry_state: Any) -> None:
+            exc = retry_state.outcome.exception()
+            self.emit(
+                "attempt_failed",
+                step.id,
+                attempt=attempt_no,
+                error=f"{type(exc).__name__}: {exc}",
+                transient=isinstance(exc, TransientProviderError),
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(step.retries + 1) | stop_after_delay(step.timeout_s),
+            wait=wait_exponential_jitter(initial=1, max=30),
+            retry=retry_if_exception_type(TransientProviderError),
+            sleep=self.options.sleep,
+            before_sleep=record_failure,
+            reraise=True,
+        )
+        try:
+            result = retrying(once)
+        except _StopError:
+            raise
+        except (FailoverError, TimeoutError, RetryError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.emit("step_failed", step.id, error=error, attempts=attempt_no, best_effort=step.best_effort)
+            return step.best_effort, error
+        except Exception as exc:  # a provider bug must not leave the journal silent
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            self.emit("step_failed", step.id, error=error, attempts=attempt_no, best_effort=step.best_effort)
+            return step.best_effort, error
+        self.emit("step_succeeded", step.id, attempts=attempt_no, result=result)
+        return True, ""
+
+    # --- failure -------------------------------------------------------------------------------
+
+    def _on_failure(self, step_id: str, why: str) -> RunResult:
+        state = self._state()
+        pivots = [s.id for s in self.plan.steps if s.pivot and state.step(s.id).state == "succeeded"]
+        refused = why == "approval denied"
+        code = EXIT_REFUSED if refused else EXIT_FAILED
+        if pivots:
+            message = (
+                f"{step_id} failed ({why}) after pivot {pivots[0]} succeeded: no rollback past a pivot; "
+                f"fix forward, then `failover resume {self.lease.run_id}`"
+            )
+            self.emit("run_halted", step_id, reason=message)
+            return self._finish("halted", code, message)
+        if self.options.on_failure == "halt":
+            message = (
+                f"{step_id} failed ({why}); halted: `failover resume {self.lease.run_id}` or "
+                f"`failover rollback {self.lease.run_id}`"
+            )
+            self.emit("run_halted", step_id, reason=message)
+            return self._finish("halted", code, message)
+        return self._rollback(state, f"{step_id} failed: {why}", code)
+
+    def _rollback(self, state: RunState, reason: str, code: int = EXIT_FAILED) -> RunResult:
+        if not state.rollback_started:
+            self.emit("rollback_started", reason=reason)
+        for step_id in self.plan.rollback:
+            step = self.steps[step_id]
+            rec = state.step(step_id)
+            if rec.state not in ("succeeded", "started"):
+                continue
+            action = self.registry.action(step.action)
+            ctx = self._context(step_id, step.site, action.cloud)
+            params = action.parse(step.params)
+            if rec.state == "started" and not action.verify(ctx, params):
+                continue  # in flight when the process died, and never took effect
+            self.emit("compensation_started", step_id)
+            try:
+                for attempt in Retrying(
+                    stop=stop_after_attempt(step.retries + 1),
+                    wait=wait_exponential_jitter(initial=1, max=30),
+                    retry=retry_if_exception_type(TransientProviderError),
+                    sleep=self.options.sleep,
+                    reraise=True,
+                ):
+                    with attempt:
+                        action.compensate(ctx, params, rec.before)  # type: ignore[arg-type]
+            except FailoverError as exc:
+                message = f"rollback halted: compensating {step_id} failed: {exc}"
+                self.emit("compensation_failed", step_id, error=str(exc))
+                self.emit("run_halted", step_id, reason=message)
+                return self._finish("halted", EXIT_FAILED, message)
+            self.emit("step_compensated", step_id)
+        message = f"rolled back ({reason})"
+        return self._finish("rolled_back", code, message)
+
+
+def run_ids(state_dir: str | Path) -> list[str]:
+    """Every run in the state directory, oldest first."""
+    return [r[0] for r in Journal(Path(state_dir)).runs()]
+
+
+def run_state(state_dir: str | Path, run_id: str) -> RunState:
+    journal = Journal(Path(state_dir))
+    journal.run_plan(run_id)  # raises JournalError for an unknown run
+    return RunState.replay(run_id, journal.events(run_id))
+
+
+__all__ = [
+    "Approval",
+    "Approver",
+    "Options",
+    "RunResult",
+    "execute",
+    "resume",
+    "run_ids",
+    "run_state",
+]

@@ -1,0 +1,398 @@
+"""The journal: an append-only event log of runs in SQLite, and the run leases that fence it.
+
+Every event is written in its own durable transaction (WAL, synchronous=FULL) before and after
+each side effect. A run's state is never stored: it is derived by replaying its events. An event
+is only written while the run's lease is held with the writer's fencing token, so a run whose
+lease expired (and was taken over) cannot write any more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from failover.errors import JournalError, LeaseHeldError, LeaseLostError
+
+JOURNAL_FILE = "journal.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    runbook TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT,
+    data TEXT NOT NULL,
+    token INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
+CREATE TABLE IF NOT EXISTS leases (
+    resource TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journal record."""
+
+    seq: int
+    run_id: str
+    at: float
+    kind: str
+    step: str | None
+    data: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held lease: which resources, by whom, with which fencing token, until when."""
+
+    run_id: str
+    owner: str
+    token: int
+    resources: tuple[str, ...]
+    expires_at: float
+
+
+def this_owner() -> str:
+    """``host:pid`` of this process, as recorded in leases."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead_here(owner: str) -> bool:
+    """True when ``owner`` is a process of this host that no longer runs."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Journal:
+    """The journal and leases in ``STATE_DIR/journal.sqlite``; usable from many threads and processes."""
+
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / JOURNAL_FILE
+        self.clock = clock
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+            finally:
+                conn.close()
+            with self._db() as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                elif row[0] != str(SCHEMA_VERSION):
+                    raise JournalError(
+                        f"{self.path}: journal schema {row[0]}, this failover reads {SCHEMA_VERSION}"
+                    )
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # --- runs and events ---------------------------------------------------------------------
+
+    def create_run(self, run_id: str, fingerprint: str, runbook: str, plan_json: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, fingerprint, runbook, plan, created_at) VALUES (?, ?, ?, ?, ?)",
+                (run_id, fingerprint, runbook, plan_json, self.clock()),
+            )
+
+    def run_plan(self, run_id: str) -> str:
+        """The plan a run executes, as it was stored when the run started."""
+        with self._db() as db:
+            row = db.execute("SELECT plan FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise JournalError(f"no run {run_id!r} in {self.path}")
+        return str(row[0])
+
+    def runs(self, fingerprint: str | None = None) -> list[tuple[str, str, str, float]]:
+        """(run_id, fingerprint, runbook, created_at) of every run, oldest first."""
+        query = "SELECT run_id, fingerprint, runbook, created_at FROM runs"
+        args: tuple[str, ...] = ()
+        if fingerprint is not None:
+            query += " WHERE fingerprint = ?"
+            args = (fingerprint,)
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY created_at, run_id", args).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def append(
+        self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
+    ) -> Event:
+        """Write one event, durably, if and only if ``lease`` is still held with its token."""
+        now = self.clock()
+        encoded = json.dumps(dict(data or {}), sort_keys=True, default=str)
+        with self._db() as db:
+            held = db.execute(
+                "SELECT COUNT(*) FROM leases WHERE run_id = ? AND token = ? AND expires_at > ?",
+                (lease.run_id, lease.token, now),
+            ).fetchone()[0]
+            if held != len(lease.resources):
+                raise LeaseLostError(
+                    f"run {lease.run_id}: its lease expired or was taken over (fencing token "
+                    f"{lease.token} is stale); event {kind!r} was not written"
+                )
+            cur = db.execute(
+                "INSERT INTO events (run_id, at, kind, step, data, token) VALUES (?, ?, ?, ?, ?, ?)",
+                (lease.run_id, now, kind, step, encoded, lease.token),
+            )
+            seq = int(cur.lastrowid or 0)
+        return Event(seq, lease.run_id, now, kind, step, json.loads(encoded))
+
+    def events(self, run_id: str) -> list[Event]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT seq, run_id, at, kind, step, data FROM events WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        run_id: str,
+        resources: tuple[str, ...],
+        ttl: float,
+        *,
+        take_over: bool = False,
+    ) -> Lease:
+        """Lease ``resources`` for ``run_id`` with a new fencing token, or raise LeaseHeldError.
+
+        A live lease of another run on any resource refuses the whole request. With
+        ``take_over``, leases of the same run (its earlier, dead process) are replaced.
+        """
+        now = self.clock()
+        owner = this_owner()
+        with self._db() as db:
+            placeholders = ",".join("?" * len(resources))
+            rows = db.execute(
+                f"SELECT resource, run_id, owner, acquired_at, expires_at FROM leases "
+                f"WHERE resource IN ({placeholders}) AND expires_at > ?",
+                (*resources, now),
+            ).fetchall()
+            for resource, holder, holder_owner, since, until in rows:
+                mine = holder == run_id and take_over
+                if not mine or not (owner_is_dead_here(holder_owner) or until <= now):
+                    raise LeaseHeldError(
+                        f"{resource} is locked by run {holder} ({holder_owner}) since "
+                        f"{_stamp(since)}, lease until {_stamp(until)}"
+                    )
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES ('fence', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            )
+            token = int(db.execute("SELECT value FROM counters WHERE name = 'fence'").fetchone()[0])
+            db.executemany(
+                "INSERT INTO leases (resource, run_id, owner, token, acquired_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(resource) DO UPDATE SET run_id = excluded.run_id, "
+                "owner = excluded.owner, token = excluded.token, acquired_at = excluded.acquired_at, "
+                "expires_at = excluded.expires_at",
+                [(r, run_id, owner, token, now, now + ttl) for r in resources],
+            )
+        return Lease(run_id, owner, token, resources, now + ttl)
+
+    def holder(self, resources: tuple[str, ...]) -> tuple[str, str, float] | None:
+        """(run_id, owner, expires_at) of a live lease on any of ``resources``."""
+        now = self.clock()
+        with self._db() as db:
+            placeholders = ",".join("?" * len(resources))
+            row = db.execute(
+                f"SELECT run_id, owner, expires_at FROM leases WHERE resource IN ({placeholders}) "
+                f"AND expires_at > ? LIMIT 1",
+                (*resources, now),
+            ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a held lease (the heartbeat); raises LeaseLostError if it is no longer held."""
+        now = self.clock()
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE run_id = ? AND token = ? AND expires_at > ?",
+                (now + ttl, lease.run_id, lease.token, now),
+            )
+            if cur.rowcount != len(lease.resources):
+                raise LeaseLostError(f"run {lease.run_id}: lease lost before renewal (token {lease.token})")
+        return Lease(lease.run_id, lease.owner, lease.token, lease.resources, now + ttl)
+
+    def release(self, lease: Lease) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token))
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+@dataclass
+class StepRecord:
+    """What the journal says of one step, replayed."""
+
+    state: str = "pending"  # pending, started, succeeded, failed, skipped, compensated
+    before: object = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    best_effort: bool = False
+    approved_by: str | None = None
+    compensated_at: float | None = None
+
+
+@dataclass
+class CheckRecord:
+    """A preflight check's outcome, replayed."""
+
+    ok: bool
+    observed: object = None
+    message: str = ""
+    skipped: bool = False
+    reason: str | None = None
+    at: float = 0.0
+
+
+@dataclass
+class RunState:
+    """A run as its events tell it. Nothing else about a run is stored."""
+
+    run_id: str
+    status: str = "running"  # running, succeeded, failed, rolled_back, halted, refused
+    exit_code: int | None = None
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    options: dict[str, object] | None = None
+    preflight_done: bool = False
+    rollback_started: bool = False
+    steps: dict[str, StepRecord] | None = None
+    checks: dict[str, CheckRecord] | None = None
+    approvals: list[dict[str, object]] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.exit_code is not None
+
+    def step(self, step_id: str) -> StepRecord:
+        assert self.steps is not None
+        return self.steps.setdefault(step_id, StepRecord())
+
+    @classmethod
+    def replay(cls, run_id: str, events: list[Event]) -> RunState:
+        state = cls(run_id=run_id, steps={}, checks={}, approvals=[])
+        for event in events:
+            state._apply(event)
+        return state
+
+    def _apply(self, e: Event) -> None:
+        d = e.data
+        kind = e.kind
+        if kind == "run_started":
+            self.started_at = e.at
+            self.options = dict(d)
+        elif kind in ("check_passed", "check_failed"):
+            assert self.checks is not None
+            self.checks[str(d["check"])] = CheckRecord(
+                ok=kind == "check_passed",
+                observed=d.get("observed"),
+                message=str(d.get("message", "")),
+                at=e.at,
+            )
+        elif kind == "check_skipped":
+            assert self.checks is not None
+            self.checks[str(d["check"])] = CheckRecord(
+                ok=True, skipped=True, reason=str(d.get("reason")), at=e.at
+            )
+        elif kind == "preflight_passed":
+            self.preflight_done = True
+        elif kind in ("approval_granted", "approval_denied"):
+            assert self.approvals is not None
+            self.approvals.append({"step": e.step, "granted": kind == "approval_granted", "at": e.at, **d})
+            if kind == "approval_granted" and e.step:
+                self.step(e.step).approved_by = str(d.get("by"))
+        elif kind == "step_started" and e.step:
+            rec = self.step(e.step)
+            rec.state = "started"
+            rec.before = d.get("before")
+            rec.started_at = rec.started_at or e.at
+        elif kind == "attempt_failed" and e.step:
+            rec = self.step(e.step)
+            rec.attempts += 1
+            rec.error = str(d.get("error"))
+        elif kind == "step_succeeded" and e.step:
+            rec = self.step(e.step)
+            rec.state = "succeeded"
+            rec.finished_at = e.at
+            rec.started_at = rec.started_at or e.at
+        elif kind == "step_failed" and e.step:
+            rec = self.step(e.step)
+            rec.state = "failed"
+            rec.error = str(d.get("error"))
+            rec.best_effort = bool(d.get("best_effort"))
+            rec.finished_at = e.at
+        elif kind == "step_skipped" and e.step:
+            rec = self.step(e.step)
+            rec.state = "skipped"
+            rec.finished_at = e.at
+        elif kind == "rollback_started":
+            self.rollback_started = True
+        elif kind == "step_compensated" and e.step:
+            rec = self.step(e.step)
+            rec.state = "compensated"
+            rec.compensated_at = e.at
+        elif kind == "run_finished":
+            self.status = str(d.get("status"))
+            self.exit_code = int(d.get("exit_code", 1))  # type: ignore[call-overload]
+            self.message = str(d.get("message", ""))
+            self.finished_at = e.at

@@ -1,0 +1,38 @@
+"""Logging set-up for the command line (the library itself never configures logging).
+
+Events are structlog events with fields; secrets are redacted before any renderer. Not on a
+terminal: JSON lines on standard error. On a terminal: readable lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from failover.redact import redact_processor
+
+
+def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """Route structlog events to standard error, as JSON lines unless on a terminal."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(sort_keys=True)
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=True)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_processor,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,42 @@
+"""Secret redaction for logs and the journal: nothing that looks like a secret is written anywhere."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+REDACTED = "[redacted]"
+SECRET_KEYS = re.compile(r"secret|password|passwd|token|api[_-]?key|credential|private[_-]?key", re.I)
+SAFE_KEYS = frozenset({"idempotency_token", "token_count", "session_id"})
+SECRET_VALUES = [
+    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
+    re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),  # AWS secret access keys
+    re.compile(r"\bya29\.[0-9A-Za-z_\-]+"),  # Google OAuth access tokens
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(password|secret|token)=([^\s&;]+)"),
+]
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy of ``value`` with secrets replaced: anything under a secret-looking key, and
+    strings that look like credentials wherever they are."""
+    if key and key not in SAFE_KEYS and SECRET_KEYS.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        for pattern in SECRET_VALUES:
+            value = pattern.sub(REDACTED, value)
+        return value
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def redact_processor(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: redact every field before any renderer sees it."""
+    return {k: redact(v, k) for k, v in event.items()}

@@ -1,0 +1,240 @@
+"""Run reports: what happened, measured RTO per service against target and prediction.
+
+Built from the plan and the journal's events only, so a report can be made at any time after
+(or during) a run: Markdown with a Mermaid Gantt chart, JSON, and JUnit XML for CI systems.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+from xml.etree import ElementTree as ET
+
+from failover.durations import format_duration
+from failover.journal import Event, RunState
+from failover.plan import Plan
+
+ReportFormat = Literal["markdown", "json", "junit"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
+REPORT_VERSION = 1
+
+
+def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, Any]:
+    """The report as JSON-ready data."""
+    start = next((e.at for e in events if e.kind == "preflight_passed"), state.started_at or 0.0)
+    steps: list[dict[str, Any]] = []
+    assert state.steps is not None and state.checks is not None
+    for step in plan.steps:
+        rec = state.step(step.id)
+        steps.append(
+            {
+                "id": step.id,
+                "service": step.service,
+                "kind": step.kind,
+                "site": step.site,
+                "description": step.description,
+                "state": rec.state,
+                "attempts": rec.attempts + (1 if rec.state in ("succeeded", "failed") else 0),
+                "started_s": None if rec.started_at is None else round(rec.started_at - start, 3),
+                "finished_s": None if rec.finished_at is None else round(rec.finished_at - start, 3),
+                "duration_s": (
+                    None
+                    if rec.started_at is None or rec.finished_at is None
+                    else round(rec.finished_at - rec.started_at, 3)
+                ),
+                "estimate_s": step.estimate_s,
+                "error": rec.error if rec.state == "failed" else None,
+                "approved_by": rec.approved_by,
+                "compensated": rec.compensated_at is not None,
+                "pivot": step.pivot,
+            }
+        )
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for s in steps:
+        by_service.setdefault(s["service"], []).append(s)
+    services = []
+    for svc in plan.services:
+        own = by_service.get(svc.name, [])
+        finished = [s["finished_s"] for s in own if s["finished_s"] is not None]
+        complete = all(s["state"] in ("succeeded", "skipped") for s in own)
+        measured = (
+            max(finished)
+            if finished and complete
+            else (0.0 if not own and state.status == "succeeded" else None)
+        )
+        services.append(
+            {
+                "name": svc.name,
+                "tier": svc.tier,
+                "rto_target_s": svc.rto_target_s,
+                "predicted_s": svc.predicted_s,
+                "measured_s": measured,
+                "met": None if measured is None or svc.rto_target_s is None else measured <= svc.rto_target_s,
+            }
+        )
+    finished_steps = [s["finished_s"] for s in steps if s["finished_s"] is not None]
+    overall = max(finished_steps) if finished_steps and state.status == "succeeded" else None
+    checks = [
+        {
+            "id": c.id,
+            "site": c.site,
+            "description": c.description,
+            "ok": state.checks[c.id].ok if c.id in state.checks else None,
+            "skipped": state.checks[c.id].skipped if c.id in state.checks else c.skipped,
+            "reason": state.checks[c.id].reason if c.id in state.checks else None,
+            "observed": state.checks[c.id].observed if c.id in state.checks else None,
+            "message": state.checks[c.id].message if c.id in state.checks else "",
+        }
+        for c in plan.preflight
+    ]
+    return {
+        "version": REPORT_VERSION,
+        "run_id": state.run_id,
+        "runbook": plan.runbook.name,
+        "fingerprint": plan.fingerprint,
+        "scenario": plan.scenario.model_dump(mode="json", by_alias=True),
+        "status": state.status,
+        "exit_code": state.exit_code,
+        "message": state.message,
+        "started_at": _iso(state.started_at),
+        "finished_at": _iso(state.finished_at),
+        "rto": {"target_s": plan.rto_target_s, "predicted_s": plan.predicted_rto_s, "measured_s": overall},
+        "services": services,
+        "preflight": checks,
+        "steps": steps,
+        "approvals": state.approvals,
+        "rollback": [s["id"] for s in steps if s["compensated"]],
+    }
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _dur(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def render_report(data: dict[str, Any], fmt: ReportFormat) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, default=str) + "\n"
+    if fmt == "junit":
+        return _junit(data)
+    return _markdown(data)
+
+
+def _markdown(d: dict[str, Any]) -> str:
+    sc = d["scenario"]
+    out = [
+        f"# Drill report: {d['runbook']}, {sc['from']} -> {sc['to']} ({sc['mode']})",
+        "",
+        f"- run `{d['run_id']}`: **{d['status']}** (exit {d['exit_code']}): {d['message']}",
+        f"- started {d['started_at']}, finished {d['finished_at']}",
+        f"- RTO measured {_dur(d['rto']['measured_s'])}, predicted {_dur(d['rto']['predicted_s'])}, "
+        f"target {_dur(d['rto']['target_s'])}",
+        f"- plan fingerprint `{d['fingerprint']}`",
+        "",
+        "## Services",
+        "",
+        "| service | tier | measured RTO | target | predicted | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in d["services"]:
+        met = {True: "yes", False: "**no**", None: "-"}[s["met"]]
+        out.append(
+            f"| {s['name']} | {s['tier'] or '-'} | {_dur(s['measured_s'])} | {_dur(s['rto_target_s'])} "
+            f"| {_dur(s['predicted_s'])} | {met} |"
+        )
+    out += ["", "## Timeline", "", "```mermaid", "gantt", "  dateFormat x", "  axisFormat %M:%S"]
+    for service, steps in _group(d["steps"]).items():
+        timed = [s for s in steps if s["started_s"] is not None and s["finished_s"] is not None]
+        if not timed:
+            continue
+        out.append(f"  section {service}")
+        for s in timed:
+            tag = "crit, " if s["state"] == "failed" else ("done, " if s["state"] == "succeeded" else "")
+            start_ms = int(s["started_s"] * 1000)
+            end_ms = max(start_ms + 1, int(s["finished_s"] * 1000))
+            label = s["id"].removeprefix(service + ".").replace(":", " ")
+            out.append(f"  {label} :{tag}{start_ms}, {end_ms}")
+    out += ["```", "", "## Preflight checks", ""]
+    for c in d["preflight"]:
+        verdict = (
+            "skipped"
+            if c["skipped"]
+            else ("passed" if c["ok"] else ("FAILED" if c["ok"] is False else "not run"))
+        )
+        why = f" ({c['reason']})" if c["reason"] else (f": {c['message']}" if c["message"] else "")
+        out.append(f"- `{c['id']}` {verdict}{why}")
+    out += [
+        "",
+        "## Steps",
+        "",
+        "| step | state | attempts | took | estimate | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in d["steps"]:
+        note = s["error"] or (f"approved by {s['approved_by']}" if s["approved_by"] else "")
+        if s["compensated"]:
+            note = (note + "; " if note else "") + "compensated"
+        out.append(
+            f"| `{s['id']}` | {s['state']} | {s['attempts']} | {_dur(s['duration_s'])} | "
+            f"{_dur(s['estimate_s'])} | {note.replace('|', '/')} |"
+        )
+    if d["approvals"]:
+        out += ["", "## Approvals", ""]
+        for a in d["approvals"]:
+            verdict = "granted" if a["granted"] else "denied"
+            out.append(f"- `{a['step']}`: {verdict} by {a.get('by')} ({a.get('reason')})")
+    if d["rollback"]:
+        out += [
+            "",
+            "## Rollback",
+            "",
+            "Compensated, in this order: " + " -> ".join(f"`{r}`" for r in d["rollback"]),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _group(steps: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in steps:
+        out.setdefault(s["service"], []).append(s)
+    return out
+
+
+def _junit(d: dict[str, Any]) -> str:
+    cases = []
+    for c in d["preflight"]:
+        case = ET.Element("testcase", classname=f"{d['runbook']}.preflight", name=c["id"], time="0")
+        if c["skipped"] or c["ok"] is None:
+            ET.SubElement(case, "skipped", message=c["reason"] or "not run")
+        elif not c["ok"]:
+            ET.SubElement(case, "failure", message=f"{c['message']} (observed {c['observed']!r})")
+        cases.append(case)
+    for s in d["steps"]:
+        case = ET.Element(
+            "testcase",
+            classname=f"{d['runbook']}.{s['service']}",
+            name=s["id"],
+            time=str(s["duration_s"] or 0),
+        )
+        if s["state"] == "failed":
+            ET.SubElement(case, "failure", message=s["error"] or "failed")
+        elif s["state"] in ("pending", "skipped"):
+            ET.SubElement(case, "skipped", message="skipped" if s["state"] == "skipped" else "not run")
+        cases.append(case)
+    suite = ET.Element(
+        "testsuite",
+        name=f"failover {d['runbook']} {d['scenario']['from']}->{d['scenario']['to']}",
+        tests=str(len(cases)),
+        failures=str(sum(1 for c in cases if c.find("failure") is not None)),
+        skipped=str(sum(1 for c in cases if c.find("skipped") is not None)),
+        time=str(d["rto"]["measured_s"] or 0),
+    )
+    suite.extend(cases)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
