@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
+import heapq
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,7 @@ OnFailure = Literal["rollback", "halt"]
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_PROVIDER_LIMITS: Mapping[str, int] = {"aws": 10, "gcp": 10}
+MAX_WORKERS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,10 @@ def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Opt
     )
 
 
+def _provider(step: PlannedStep) -> str:
+    return step.action.split(".", 1)[0]
+
+
 def _new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
@@ -227,6 +233,13 @@ class _StopError(Exception):
     """Internal: the run must stop (lease lost)."""
 
 
+class _AbandonedError(Exception):
+    """Internal: a step's worker outlived its timeout; what it does next is not journaled."""
+
+
+_SETTLING = frozenset({"step_succeeded", "step_failed", "step_skipped"})
+
+
 class _Run:
     def __init__(
         self,
@@ -248,19 +261,26 @@ class _Run:
         self.lost: LeaseLostError | None = None
         self.stop_heartbeat = threading.Event()
         self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
-        self.attempts = ThreadPoolExecutor(thread_name_prefix="failover-attempt")
+        self.deadlines: list[tuple[float, str]] = []  # heap of (when it times out, running step)
+        self.settled: set[str] = set()  # steps whose outcome is journaled
+        self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
 
     # --- journal -------------------------------------------------------------------------------
 
     def emit(self, kind: str, step: str | None = None, /, **data: object) -> Event:
-        with self.lock:
-            if self.lost is not None:
-                raise _StopError
-            try:
-                event = self.journal.append(self.lease, kind, step, redact(data))
-            except LeaseLostError as exc:
-                self.lost = exc
-                raise _StopError from exc
+        if self.lost is not None:
+            raise _StopError
+        if step is not None:
+            with self.lock:
+                if step in self.abandoned or (kind in _SETTLING and step in self.settled):
+                    raise _AbandonedError(step)  # it timed out and was abandoned: stay silent
+                if kind in _SETTLING:
+                    self.settled.add(step)
+        try:
+            event = self.journal.append(self.lease, kind, step, redact(data))
+        except LeaseLostError as exc:
+            self.lost = exc
+            raise _StopError from exc
         self.log.info(kind, step=step, **{k: v for k, v in event.data.items() if k != "before"})
         if self.options.on_event is not None:
             self.options.on_event(event)
@@ -292,7 +312,6 @@ class _Run:
         finally:
             self.stop_heartbeat.set()
             beat.join()
-            self.attempts.shutdown(wait=False, cancel_futures=True)
             if self.lost is None:
                 self.journal.release(self.lease)
 
@@ -381,65 +400,121 @@ class _Run:
     # --- scheduling ----------------------------------------------------------------------------
 
     def _schedule(self, state: RunState) -> tuple[str, str] | None:
-        """Run every step not yet done; return (step id, why) of the first failure, or None."""
-        plan = self.plan
-        index = {s.id: i for i, s in enumerate(plan.steps)}
-        waiting = {s.id: len(s.after) for s in plan.steps}
-        dependents: dict[str, list[str]] = {s.id: [] for s in plan.steps}
-        for s in plan.steps:
+        """Run every step not yet done; return (step id, why) of the first failure, or None.
+
+        Workers report to a completion queue; the scheduler also watches step deadlines, and a
+        step still running at its deadline is journaled as failed and abandoned (its worker is
+        muted: nothing it does later reaches the journal).
+        """
+        steps = self.plan.steps
+        index = {s.id: i for i, s in enumerate(steps)}
+        waiting = [len(s.after) for s in steps]
+        dependents: list[list[int]] = [[] for _ in steps]
+        for i, s in enumerate(steps):
             for dep in s.after:
-                dependents[dep].append(s.id)
-        done: set[str] = set()
+                dependents[index[dep]].append(i)
+        ready: list[int] = []
 
-        def finish(step_id: str) -> None:
-            done.add(step_id)
-            for dependent in dependents[step_id]:
-                waiting[dependent] -= 1
+        def finish(i: int) -> None:
+            for d in dependents[i]:
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    heapq.heappush(ready, d)
 
-        for s in plan.steps:  # what the journal already says is done
-            rec = state.step(s.id)
-            if rec.state in ("succeeded", "skipped") or (rec.state == "failed" and rec.best_effort):
-                finish(s.id)
-        limit = self.options.concurrency or len(plan.steps) or 1
-        running: dict[Future[tuple[bool, str]], str] = {}
-        per_provider: dict[str, int] = {}
+        done = [self._already_done(state.step(s.id)) for s in steps]
+        for i in range(len(steps)):
+            if done[i]:
+                finish(i)
+        ready = [i for i in range(len(steps)) if waiting[i] == 0 and not done[i]]
+        heapq.heapify(ready)
+        limit = self.options.concurrency or len(steps) or 1
+        caps = self.options.provider_limits
+        busy: dict[str, int] = {}
+        held: list[int] = []  # ready, but their provider is at its limit
+        running: set[int] = set()
+        reports: queue.SimpleQueue[tuple[int, tuple[bool, str] | BaseException]] = queue.SimpleQueue()
         failure: tuple[str, str] | None = None
-        with ThreadPoolExecutor(max_workers=min(limit, 512), thread_name_prefix="failover-step") as pool:
+        gave_up = False
+
+        def work(i: int) -> None:
+            try:
+                reports.put((i, self._step(steps[i], state.step(steps[i].id))))
+            except BaseException as exc:  # handed to the scheduler, which decides
+                reports.put((i, exc))
+
+        pool = ThreadPoolExecutor(max_workers=min(limit, MAX_WORKERS), thread_name_prefix="failover-step")
+        try:
             while True:
-                if failure is None:
-                    ready = sorted(
-                        (
-                            sid
-                            for sid, n in waiting.items()
-                            if n == 0 and sid not in done and sid not in running.values()
-                        ),
-                        key=index.__getitem__,
-                    )
-                    for sid in ready:
-                        if len(running) >= limit:
-                            break
-                        provider = self.steps[sid].action.split(".", 1)[0]
-                        cap = self.options.provider_limits.get(provider)
-                        if cap is not None and per_provider.get(provider, 0) >= cap:
-                            continue
-                        per_provider[provider] = per_provider.get(provider, 0) + 1
-                        running[pool.submit(self._step, self.steps[sid], state.step(sid))] = sid
+                while failure is None and ready and len(running) < limit:
+                    i = heapq.heappop(ready)
+                    provider = _provider(steps[i])
+                    if provider in caps and busy.get(provider, 0) >= caps[provider]:
+                        held.append(i)
+                        continue
+                    busy[provider] = busy.get(provider, 0) + 1
+                    running.add(i)
+                    pool.submit(work, i)
                 if not running:
                     break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    sid = running.pop(future)
-                    provider = self.steps[sid].action.split(".", 1)[0]
-                    per_provider[provider] -= 1
-                    try:
-                        ok, why = future.result()
-                    except _StopError:
-                        raise
-                    if ok:
-                        finish(sid)
-                    elif failure is None:
-                        failure = (sid, why)
+                try:
+                    i, outcome = reports.get(timeout=self._next_deadline())
+                except queue.Empty:
+                    late = self._overdue(running, index)
+                    if late is None:
+                        continue
+                    outcome = self._abandon(steps[late])
+                    if isinstance(outcome, _AbandonedError):
+                        continue  # its worker settled it first, and its report is on the way
+                    i, gave_up = late, True
+                if i not in running:
+                    continue  # the muted worker of an abandoned step
+                running.discard(i)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                busy[_provider(steps[i])] -= 1
+                for h in held:
+                    heapq.heappush(ready, h)
+                held.clear()
+                ok, why = outcome
+                if ok:
+                    finish(i)
+                elif failure is None:
+                    failure = (steps[i].id, why)
+        finally:
+            pool.shutdown(wait=not gave_up, cancel_futures=True)  # never wait for an abandoned step
         return failure
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the earliest deadline of a running step, or None if there is none."""
+        with self.lock:
+            while self.deadlines and self.deadlines[0][1] in self.settled:
+                heapq.heappop(self.deadlines)
+            first = self.deadlines[0][0] if self.deadlines else None
+        return None if first is None else max(0.0, first - self.options.clock())
+
+    def _overdue(self, running: set[int], index: Mapping[str, int]) -> int | None:
+        """A running step past its deadline, if any."""
+        now = self.options.clock()
+        with self.lock:
+            for deadline, step_id in self.deadlines:
+                if deadline <= now and step_id not in self.settled and index[step_id] in running:
+                    return index[step_id]
+        return None
+
+    def _abandon(self, step: PlannedStep) -> tuple[bool, str] | BaseException:
+        """Journal a timed-out step as failed and mute its worker."""
+        error = f"TimeoutError: timed out after {step.timeout_s:g}s; the attempt was abandoned"
+        try:
+            self.emit("step_failed", step.id, error=error, best_effort=step.best_effort, abandoned=True)
+        except _AbandonedError as exc:  # its worker settled it first: that report is on its way
+            return exc
+        with self.lock:
+            self.abandoned.add(step.id)
+        return step.best_effort, error
+
+    @staticmethod
+    def _already_done(rec: StepRecord) -> bool:
+        return rec.state in ("succeeded", "skipped") or (rec.state == "failed" and rec.best_effort)
 
     # --- one step ------------------------------------------------------------------------------
 
@@ -489,31 +564,36 @@ class _Run:
         self.emit(kind, step.id, by=answer.by, reason=answer.reason)
         return answer.granted
 
-    def _ask(self, approver: Approver, step: PlannedStep) -> Approval:
-        future = self.attempts.submit(approver, step, step.approval_timeout_s)
-        try:
-            return future.result(timeout=step.approval_timeout_s)
-        except FutureTimeout:
-            return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
+    @staticmethod
+    def _ask(approver: Approver, step: PlannedStep) -> Approval:
+        """The approver's answer, or a denial when it does not answer within the step's timeout."""
+        answers: list[Approval] = []
+        asking = threading.Thread(
+            target=lambda: answers.append(approver(step, step.approval_timeout_s)),
+            name=f"failover-approval-{step.id}",
+            daemon=True,
+        )
+        asking.start()
+        asking.join(step.approval_timeout_s)
+        if answers:
+            return answers[0]
+        return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
 
     def _attempts(
         self, step: PlannedStep, apply: Callable[[], JsonValue], verify: Callable[[], bool] | None
     ) -> tuple[bool, str]:
         clock = self.options.clock
         deadline = clock() + step.timeout_s
+        with self.lock:
+            heapq.heappush(self.deadlines, (deadline, step.id))
         attempt_no = 0
 
         def once() -> JsonValue:
             nonlocal attempt_no
             attempt_no += 1
-            remaining = deadline - clock()
-            if remaining <= 0:
+            if clock() >= deadline:
                 raise TimeoutError(f"timed out after {step.timeout_s:g}s")
-            future = self.attempts.submit(apply)
-            try:
-                result = future.result(timeout=remaining)
-            except FutureTimeout:
-                raise TimeoutError(f"attempt {attempt_no} timed out after {step.timeout_s:g}s") from None
+            result = apply()
             if verify is not None and not verify():
                 raise TransientProviderError("applied, but the desired state is not reached yet")
             return result
@@ -538,7 +618,7 @@ class _Run:
         )
         try:
             result = retrying(once)
-        except _StopError:
+        except (_StopError, _AbandonedError):
             raise
         except (FailoverError, TimeoutError, RetryError) as exc:
             error = f"{type(exc).__name__}: {exc}"

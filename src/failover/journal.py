@@ -1,7 +1,7 @@
 """The journal: an append-only event log of runs in SQLite, and the run leases that fence it.
 
-Every event is written in its own durable transaction (WAL, synchronous=FULL) before and after
-each side effect. A run's state is never stored: it is derived by replaying its events. An event
+Every event is written durably (WAL, synchronous=FULL; concurrent events share a commit) before
+and after each side effect. A run's state is never stored: it is derived by replaying its events. An event
 is only written while the run's lease is held with the writer's fencing token, so a run whose
 lease expired (and was taken over) cannot write any more.
 """
@@ -13,12 +13,12 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from failover.errors import JournalError, LeaseHeldError, LeaseLostError
+from failover.sqlstore import Store
 
 JOURNAL_FILE = "journal.sqlite"
 SCHEMA_VERSION = 1
@@ -104,57 +104,36 @@ class Journal:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / JOURNAL_FILE
         self.clock = clock
+        self.store = Store(self.path, _SCHEMA, "FULL")
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-            finally:
-                conn.close()
-            with self._db() as db:
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif row[0] != str(SCHEMA_VERSION):
-                    raise JournalError(
-                        f"{self.path}: journal schema {row[0]}, this failover reads {SCHEMA_VERSION}"
-                    )
+            self.store.run(self._check_schema)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise JournalError(f"{self.path}: journal schema {row[0]}, this failover reads {SCHEMA_VERSION}")
 
     # --- runs and events ---------------------------------------------------------------------
 
     def create_run(self, run_id: str, fingerprint: str, runbook: str, plan_json: str) -> None:
-        with self._db() as db:
-            db.execute(
+        now = self.clock()
+        self.store.run(
+            lambda db: db.execute(
                 "INSERT INTO runs (run_id, fingerprint, runbook, plan, created_at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, fingerprint, runbook, plan_json, self.clock()),
+                (run_id, fingerprint, runbook, plan_json, now),
             )
+        )
 
     def run_plan(self, run_id: str) -> str:
         """The plan a run executes, as it was stored when the run started."""
-        with self._db() as db:
-            row = db.execute("SELECT plan FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
+        rows = self.store.read("SELECT plan FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
             raise JournalError(f"no run {run_id!r} in {self.path}")
-        return str(row[0])
+        return str(rows[0][0])
 
     def runs(self, fingerprint: str | None = None) -> list[tuple[str, str, str, float]]:
         """(run_id, fingerprint, runbook, created_at) of every run, oldest first."""
@@ -163,17 +142,18 @@ class Journal:
         if fingerprint is not None:
             query += " WHERE fingerprint = ?"
             args = (fingerprint,)
-        with self._db() as db:
-            rows = db.execute(query + " ORDER BY created_at, run_id", args).fetchall()
+        rows = self.store.read(query + " ORDER BY created_at, run_id", args)
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def append(
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
     ) -> Event:
-        """Write one event, durably, if and only if ``lease`` is still held with its token."""
-        now = self.clock()
+        """Write one event, durably, if and only if ``lease`` is still held with its fencing token."""
         encoded = json.dumps(dict(data or {}), sort_keys=True, default=str)
-        with self._db() as db:
+        copy = json.loads(encoded)  # what a reader of the journal will see
+
+        def write(db: sqlite3.Connection) -> Event:
+            now = self.clock()
             held = db.execute(
                 "SELECT COUNT(*) FROM leases WHERE run_id = ? AND token = ? AND expires_at > ?",
                 (lease.run_id, lease.token, now),
@@ -187,44 +167,39 @@ class Journal:
                 "INSERT INTO events (run_id, at, kind, step, data, token) VALUES (?, ?, ?, ?, ?, ?)",
                 (lease.run_id, now, kind, step, encoded, lease.token),
             )
-            seq = int(cur.lastrowid or 0)
-        return Event(seq, lease.run_id, now, kind, step, json.loads(encoded))
+            return Event(int(cur.lastrowid or 0), lease.run_id, now, kind, step, copy)
+
+        return self.store.run(write)
 
     def events(self, run_id: str) -> list[Event]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT seq, run_id, at, kind, step, data FROM events WHERE run_id = ? ORDER BY seq",
-                (run_id,),
-            ).fetchall()
+        rows = self.store.read(
+            "SELECT seq, run_id, at, kind, step, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     # --- leases ------------------------------------------------------------------------------
 
     def acquire(
-        self,
-        run_id: str,
-        resources: tuple[str, ...],
-        ttl: float,
-        *,
-        take_over: bool = False,
+        self, run_id: str, resources: tuple[str, ...], ttl: float, *, take_over: bool = False
     ) -> Lease:
         """Lease ``resources`` for ``run_id`` with a new fencing token, or raise LeaseHeldError.
 
-        A live lease of another run on any resource refuses the whole request. With
-        ``take_over``, leases of the same run (its earlier, dead process) are replaced.
+        A live lease of another run on any resource refuses the whole request. With ``take_over``,
+        a lease of the same run (its earlier process) is replaced once that process is known dead
+        on this host or its lease has expired.
         """
-        now = self.clock()
         owner = this_owner()
-        with self._db() as db:
-            placeholders = ",".join("?" * len(resources))
+        placeholders = ",".join("?" * len(resources))
+
+        def take(db: sqlite3.Connection) -> Lease:
+            now = self.clock()
             rows = db.execute(
                 f"SELECT resource, run_id, owner, acquired_at, expires_at FROM leases "
                 f"WHERE resource IN ({placeholders}) AND expires_at > ?",
                 (*resources, now),
             ).fetchall()
             for resource, holder, holder_owner, since, until in rows:
-                mine = holder == run_id and take_over
-                if not mine or not (owner_is_dead_here(holder_owner) or until <= now):
+                if not (take_over and holder == run_id and owner_is_dead_here(holder_owner)):
                     raise LeaseHeldError(
                         f"{resource} is locked by run {holder} ({holder_owner}) since "
                         f"{_stamp(since)}, lease until {_stamp(until)}"
@@ -241,35 +216,41 @@ class Journal:
                 "expires_at = excluded.expires_at",
                 [(r, run_id, owner, token, now, now + ttl) for r in resources],
             )
-        return Lease(run_id, owner, token, resources, now + ttl)
+            return Lease(run_id, owner, token, resources, now + ttl)
+
+        return self.store.run(take)
 
     def holder(self, resources: tuple[str, ...]) -> tuple[str, str, float] | None:
         """(run_id, owner, expires_at) of a live lease on any of ``resources``."""
-        now = self.clock()
-        with self._db() as db:
-            placeholders = ",".join("?" * len(resources))
-            row = db.execute(
-                f"SELECT run_id, owner, expires_at FROM leases WHERE resource IN ({placeholders}) "
-                f"AND expires_at > ? LIMIT 1",
-                (*resources, now),
-            ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        placeholders = ",".join("?" * len(resources))
+        rows = self.store.read(
+            f"SELECT run_id, owner, expires_at FROM leases WHERE resource IN ({placeholders}) "
+            f"AND expires_at > ? LIMIT 1",
+            (*resources, self.clock()),
+        )
+        return None if not rows else (rows[0][0], rows[0][1], rows[0][2])
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
         """Extend a held lease (the heartbeat); raises LeaseLostError if it is no longer held."""
-        now = self.clock()
-        with self._db() as db:
+
+        def extend(db: sqlite3.Connection) -> Lease:
+            now = self.clock()
             cur = db.execute(
                 "UPDATE leases SET expires_at = ? WHERE run_id = ? AND token = ? AND expires_at > ?",
                 (now + ttl, lease.run_id, lease.token, now),
             )
             if cur.rowcount != len(lease.resources):
                 raise LeaseLostError(f"run {lease.run_id}: lease lost before renewal (token {lease.token})")
-        return Lease(lease.run_id, lease.owner, lease.token, lease.resources, now + ttl)
+            return Lease(lease.run_id, lease.owner, lease.token, lease.resources, now + ttl)
+
+        return self.store.run(extend)
 
     def release(self, lease: Lease) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token))
+        self.store.run(
+            lambda db: db.execute(
+                "DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token)
+            )
+        )
 
 
 def _stamp(at: float) -> str:

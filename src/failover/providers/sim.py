@@ -8,10 +8,9 @@ benchmarks and a later process can see what happened and how many times.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from pydantic import Field, JsonValue
 from failover.durations import Duration, format_duration
 from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import Action, Check, CheckResult, Context, Params, Placement, Provider
+from failover.sqlstore import Store
 
 WORLD_FILE = "sim.sqlite"
 
@@ -54,83 +54,74 @@ class SimEvent:
 class SimWorld:
     """The simulated world kept in ``STATE_DIR/sim.sqlite``; safe across threads and processes."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / WORLD_FILE
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def __init__(self, state_dir: Path | str) -> None:
+        self.path = os.path.join(state_dir, WORLD_FILE)
+        self._store = Store(self.path, _SCHEMA, "NORMAL")
 
     def value(self, target: str) -> JsonValue:
         """The target's current value, or None if nothing ever set it."""
-        with self._db() as db:
-            row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        rows = self._store.read("SELECT value FROM targets WHERE name = ?", (target,))
+        return None if not rows else json.loads(rows[0][0])
 
     def values(self) -> dict[str, JsonValue]:
         """Every target and its value."""
-        with self._db() as db:
-            rows = db.execute("SELECT name, value FROM targets ORDER BY name").fetchall()
+        rows = self._store.read("SELECT name, value FROM targets ORDER BY name")
         return {name: json.loads(value) for name, value in rows}
 
     def events(self) -> list[SimEvent]:
         """Every operation, oldest first."""
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT op, target, step, token, value, changed FROM log ORDER BY seq"
-            ).fetchall()
+        rows = self._store.read("SELECT op, target, step, token, value, changed FROM log ORDER BY seq")
         return [SimEvent(o, t, s, k, json.loads(v), bool(c)) for o, t, s, k, v, c in rows]
 
-    def next_attempt(self, token: str) -> int:
-        """Count one more apply attempt for ``token`` and return its number (1 for the first)."""
-        with self._db() as db:
+    def attempt(
+        self, target: str, value: JsonValue, ctx: Context, *, fail_attempts: int | None
+    ) -> tuple[int, bool | None]:
+        """Count one more apply attempt of the step and, unless it is one of the attempts that
+        fail (all of them when ``fail_attempts`` is None), set ``target`` to ``value``: one
+        transaction. Returns the attempt's number and whether the value changed (None: failed)."""
+        token = ctx.idempotency_token
+
+        def write(db: sqlite3.Connection) -> tuple[int, bool | None]:
             db.execute(
                 "INSERT INTO attempts (token, count) VALUES (?, 1) "
                 "ON CONFLICT(token) DO UPDATE SET count = count + 1",
                 (token,),
             )
-            (count,) = db.execute("SELECT count FROM attempts WHERE token = ?", (token,)).fetchone()
-        return int(count)
+            count = int(db.execute("SELECT count FROM attempts WHERE token = ?", (token,)).fetchone()[0])
+            if fail_attempts is None or count <= fail_attempts:
+                return count, None
+            return count, _set(db, "apply", target, json.dumps(value), ctx)
+
+        return self._store.run(write)
 
     def set(self, op: str, target: str, value: JsonValue, ctx: Context) -> bool:
         """Set ``target`` to ``value`` and log it; returns whether anything changed."""
         encoded = json.dumps(value)
-        with self._db() as db:
-            row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
-            changed = row is None or row[0] != encoded
-            if changed:
-                db.execute(
-                    "INSERT INTO targets (name, value) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                    (target, encoded),
-                )
-            db.execute(
-                "INSERT INTO log (at, op, target, step, token, value, changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), op, target, ctx.step_id, ctx.idempotency_token, encoded, changed),
-            )
-        return changed
+
+        return self._store.run(lambda db: _set(db, op, target, encoded, ctx))
 
     def log_check(self, target: str, value: JsonValue, ctx: Context) -> None:
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO log (at, op, target, step, token, value, changed) "
-                "VALUES (?, 'check', ?, ?, ?, ?, 0)",
-                (time.time(), target, ctx.step_id, ctx.idempotency_token, json.dumps(value)),
-            )
+        self._store.run(lambda db: _log(db, "check", target, json.dumps(value), False, ctx))
+
+
+def _set(db: sqlite3.Connection, op: str, target: str, encoded: str, ctx: Context) -> bool:
+    row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
+    changed = row is None or row[0] != encoded
+    if changed:
+        db.execute(
+            "INSERT INTO targets (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (target, encoded),
+        )
+    _log(db, op, target, encoded, changed, ctx)
+    return changed
+
+
+def _log(db: sqlite3.Connection, op: str, target: str, value: str, changed: bool, ctx: Context) -> None:
+    db.execute(
+        "INSERT INTO log (at, op, target, step, token, value, changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (time.time(), op, target, ctx.step_id, ctx.idempotency_token, value, changed),
+    )
 
 
 class StepParams(Params):
@@ -173,19 +164,20 @@ class SimStep(Action[StepParams]):
         return {"value": SimWorld(ctx.state_dir).value(self._target(ctx, params))}
 
     def apply(self, ctx: Context, params: StepParams) -> JsonValue:
-        world = SimWorld(ctx.state_dir)
-        attempt = world.next_attempt(ctx.idempotency_token)
         if params.duration:
             ctx.sleep(params.duration)
         target = self._target(ctx, params)
-        if params.fail:
-            raise ProviderError(f"simulated failure moving {target} to {ctx.placement.site}")
-        if attempt <= params.fail_attempts:
+        fails = params.fail or params.fail_attempts > 0
+        attempt, changed = SimWorld(ctx.state_dir).attempt(
+            target, ctx.placement.site, ctx, fail_attempts=None if params.fail else params.fail_attempts
+        )
+        if fails and changed is None:
+            if params.fail:
+                raise ProviderError(f"simulated failure moving {target} to {ctx.placement.site}")
             raise TransientProviderError(
                 f"simulated transient failure moving {target} to {ctx.placement.site} "
                 f"(attempt {attempt} of {params.fail_attempts} that fail)"
             )
-        changed = world.set("apply", target, ctx.placement.site, ctx)
         return {"target": target, "value": ctx.placement.site, "changed": changed}
 
     def verify(self, ctx: Context, params: StepParams) -> bool:

@@ -1,0 +1,176 @@
+"""A SQLite file used from many threads and processes: one writing connection per process with
+group commit, pooled readers, WAL, and the durability the caller asks for.
+
+Writes are functions of a connection, run by :meth:`Store.run`. The writes waiting when a
+transaction starts go into it together and share one commit (a failing write does not undo the
+others): with ``synchronous=FULL`` each write still waits for a
+durable commit, but parallel writers share fsyncs instead of queueing for one each.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
+Key = tuple[str, int, str]
+
+MAX_OPEN = 32
+MAX_IDLE_READERS = 256
+
+
+@dataclass
+class _Write(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    wake: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to commit the next batch, not because it was committed
+    done: bool = False
+    result: T | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Writer:
+    """The writing connection of one file in this process, and the writes waiting for it."""
+
+    conn: sqlite3.Connection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: list[_Write[Any]] = field(default_factory=list)
+    writing: bool = False
+    closed: bool = False
+    readers: list[sqlite3.Connection] = field(default_factory=list)
+
+
+_WRITERS: dict[Key, _Writer] = {}
+_GUARD = threading.Lock()
+
+
+def _evict_idle() -> None:
+    """Close the oldest idle files beyond MAX_OPEN (a process may touch many state dirs)."""
+    for key in list(_WRITERS)[: max(0, len(_WRITERS) - MAX_OPEN + 1)]:
+        writer = _WRITERS[key]
+        with writer.lock:
+            if writer.writing or writer.pending:
+                continue
+            writer.closed = True
+            del _WRITERS[key]
+        for conn in (writer.conn, *writer.readers):
+            conn.close()
+
+
+class Store:
+    """Reads and group-committed writes on one SQLite file; the schema is created on first use."""
+
+    def __init__(self, path: Path | str, schema: str, synchronous: Literal["FULL", "NORMAL"]) -> None:
+        self.path = os.path.abspath(path)
+        self.schema = schema
+        self.synchronous = synchronous
+
+    def _writer(self) -> _Writer:
+        key = (self.path, os.getpid(), self.synchronous)  # a forked child gets its own
+        writer = _WRITERS.get(key)
+        if writer is not None:
+            return writer
+        with _GUARD:
+            writer = _WRITERS.get(key)
+            if writer is None:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.executescript(self.schema)
+                _evict_idle()
+                writer = _WRITERS[key] = _Writer(conn)
+            return writer
+
+    def read(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query on a pooled reader connection: WAL readers never wait for
+        writers, so reads do not queue behind the writing connection."""
+        writer = self._writer()
+        readers = writer.readers
+        try:
+            conn = readers.pop()  # list.pop and append are atomic: no lock needed
+        except IndexError:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            return conn.execute(query, args).fetchall()
+        finally:
+            if len(readers) < MAX_IDLE_READERS and not writer.closed:
+                readers.append(conn)
+            else:
+                conn.close()
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a write transaction (shared with concurrent writes) and return its result
+        once committed; an exception from ``fn`` undoes only ``fn``'s own changes and is raised."""
+        write: _Write[T] = _Write(fn)
+        while True:
+            writer = self._writer()
+            with writer.lock:
+                if writer.closed:
+                    continue  # evicted just now: open it again
+                writer.pending.append(write)
+                lead = not writer.writing
+                writer.writing = True
+                break
+        if not lead:
+            write.wake.wait()  # until committed, or handed the lead
+        if not write.done:
+            with writer.lock:
+                batch, writer.pending = writer.pending, []
+            _commit(writer.conn, batch)
+            with writer.lock:
+                following = writer.pending[0] if writer.pending else None
+                writer.writing = following is not None
+            if following is not None:  # hand over: the next batch's commit is not our wait
+                following.lead = True
+                following.wake.set()
+            for other in batch:
+                if other is not write:
+                    other.wake.set()
+        if write.error is not None:
+            raise write.error
+        return write.result  # type: ignore[return-value]
+
+
+def _commit(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+    """Commit the batch in one transaction. Write functions raise before they change anything
+    (they check, then write); if one raises anyway, the batch is undone and each write is run
+    again in its own transaction, so one failure never undoes another write."""
+    try:
+        if not _transaction(conn, batch, stop_on_error=True) and len(batch) > 1:
+            for write in batch:
+                write.error = None
+                _transaction(conn, [write], stop_on_error=False)
+    finally:
+        for write in batch:
+            write.done = True
+
+
+def _transaction(conn: sqlite3.Connection, batch: list[_Write[Any]], *, stop_on_error: bool) -> bool:
+    """Run the writes in one transaction; False if one raised (and, with stop_on_error, nothing
+    was kept)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for write in batch:
+                try:
+                    write.result = write.fn(conn)
+                except Exception as exc:
+                    write.error = exc
+                    if stop_on_error:
+                        conn.execute("ROLLBACK")
+                        return False
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except Exception as exc:  # the transaction itself failed: so did every write in it
+        for write in batch:
+            write.error = write.error or exc
+    return all(write.error is None for write in batch)
