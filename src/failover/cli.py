@@ -254,6 +254,13 @@ def run_options(func: F) -> F:
         click.option(
             "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
         ),
+        click.option(
+            "--sim-speed",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Run simulated (sim.*) latencies this many times faster.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -267,6 +274,7 @@ def _options(
     concurrency: int | None,
     skip_check: tuple[str, ...],
     reason: str | None,
+    sim_speed: float = 1.0,
 ) -> Options:
     if skip_check and not reason:
         raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
@@ -279,6 +287,7 @@ def _options(
         concurrency=concurrency,
         skip_checks=dict.fromkeys(skip_check, reason or ""),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
+        sim_speed=sim_speed,
     )
 
 
@@ -461,7 +470,7 @@ def report(run_id: str, state: Path | None, fmt: str, output: Path | None) -> No
     """Report on RUN_ID: measured RTO per service, timeline, failures, approvals, rollback."""
     state_dir = _state_dir(state)
     journal = Journal(state_dir)
-    plan = Plan.from_json(journal.run_plan(run_id), where=f"run {run_id}")
+    plan = journal.run_plan(run_id)
     data = report_data(plan, run_state(state_dir, run_id), journal.events(run_id))
     _emit(render_report(data, fmt), output)  # type: ignore[arg-type]
 

@@ -103,6 +103,7 @@ class Options:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     who: str = "failover"
+    sim_speed: float = 1.0  # simulated latencies run this many times faster (drills and demos)
 
     def journaled(self) -> dict[str, object]:
         """The options worth recording in run_started (and reused on resume)."""
@@ -134,7 +135,7 @@ def execute(
         raise PlanError(f"--skip-check: no preflight check {unknown[0]!r} in this plan")
     run_id = run_id or _new_run_id()
     lease = journal.acquire(run_id, _resources(plan), options.lease_ttl)
-    journal.create_run(run_id, plan.fingerprint, plan.runbook.name, plan.to_json())
+    journal.create_run(run_id, plan)
     run = _Run(plan, journal, lease, options, registry or default_registry(), Path(state_dir))
     return run.start()
 
@@ -152,7 +153,7 @@ def resume(
     With ``rollback``, compensate what it completed instead of going forward.
     """
     journal = Journal(Path(state_dir))
-    plan = Plan.from_json(journal.run_plan(run_id), where=f"run {run_id}")
+    plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     if state.finished and not (rollback and state.status == "halted"):
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
@@ -261,6 +262,9 @@ class _Run:
         self.lost: LeaseLostError | None = None
         self.stop_heartbeat = threading.Event()
         self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
+        self.reports: queue.SimpleQueue[tuple[int, tuple[bool, str] | BaseException | None]] = (
+            queue.SimpleQueue()
+        )  # worker -> scheduler: (step index, outcome), or (-1, None) to wake it
         self.deadlines: list[tuple[float, str]] = []  # heap of (when it times out, running step)
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
@@ -361,6 +365,7 @@ class _Run:
             state_dir=self.state_dir,
             sleep=self.options.sleep,
             clock=self.options.clock,
+            extras={"sim_speed": self.options.sim_speed},
         )
 
     # --- preflight -----------------------------------------------------------------------------
@@ -432,7 +437,7 @@ class _Run:
         busy: dict[str, int] = {}
         held: list[int] = []  # ready, but their provider is at its limit
         running: set[int] = set()
-        reports: queue.SimpleQueue[tuple[int, tuple[bool, str] | BaseException]] = queue.SimpleQueue()
+        reports = self.reports
         failure: tuple[str, str] | None = None
         gave_up = False
 
@@ -458,6 +463,8 @@ class _Run:
                     break
                 try:
                     i, outcome = reports.get(timeout=self._next_deadline())
+                    if outcome is None:
+                        continue  # a step began its attempts: its deadline now counts
                 except queue.Empty:
                     late = self._overdue(running, index)
                     if late is None:
@@ -586,6 +593,7 @@ class _Run:
         deadline = clock() + step.timeout_s
         with self.lock:
             heapq.heappush(self.deadlines, (deadline, step.id))
+        self.reports.put((-1, None))  # wake the scheduler to watch this deadline
         attempt_no = 0
 
         def once() -> JsonValue:

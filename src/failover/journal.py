@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from failover.errors import JournalError, LeaseHeldError, LeaseLostError
+from failover.plan import Plan
 from failover.sqlstore import Store
 
 JOURNAL_FILE = "journal.sqlite"
@@ -29,7 +30,6 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     runbook TEXT NOT NULL,
-    plan TEXT NOT NULL,
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint);
@@ -119,21 +119,44 @@ class Journal:
 
     # --- runs and events ---------------------------------------------------------------------
 
-    def create_run(self, run_id: str, fingerprint: str, runbook: str, plan_json: str) -> None:
+    def create_run(self, run_id: str, plan: Plan) -> None:
+        """Record a new run of ``plan``. The plan itself is kept beside the journal, in
+        ``plans/FINGERPRINT.json`` (readable by its owner only): a plan's parameters are not
+        journal rows, so nothing secret that a plan may carry reaches the journal."""
+        plans = self.state_dir / "plans"
+        plans.mkdir(mode=0o700, exist_ok=True)
+        path = plans / f"{plan.fingerprint}.json"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(plan.to_json())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
         now = self.clock()
         self.store.run(
             lambda db: db.execute(
-                "INSERT INTO runs (run_id, fingerprint, runbook, plan, created_at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, fingerprint, runbook, plan_json, now),
+                "INSERT INTO runs (run_id, fingerprint, runbook, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, plan.fingerprint, plan.runbook.name, now),
             )
         )
 
-    def run_plan(self, run_id: str) -> str:
-        """The plan a run executes, as it was stored when the run started."""
-        rows = self.store.read("SELECT plan FROM runs WHERE run_id = ?", (run_id,))
+    def run_plan(self, run_id: str) -> Plan:
+        """The plan a run executes, exactly as it was when the run started."""
+        rows = self.store.read("SELECT fingerprint FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
-            raise JournalError(f"no run {run_id!r} in {self.path}")
-        return str(rows[0][0])
+            known = ", ".join(r[0] for r in self.runs()[-5:]) or "none"
+            raise JournalError(f"no run {run_id!r} in {self.state_dir} (latest runs: {known})")
+        path = self.state_dir / "plans" / f"{rows[0][0]}.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise JournalError(f"run {run_id}: its plan {path} cannot be read: {exc.strerror}") from None
+        plan = Plan.from_json(text, where=str(path))
+        if plan.fingerprint != rows[0][0]:
+            raise JournalError(f"run {run_id}: {path} is not the plan the run started with")
+        return plan
 
     def runs(self, fingerprint: str | None = None) -> list[tuple[str, str, str, float]]:
         """(run_id, fingerprint, runbook, created_at) of every run, oldest first."""

@@ -17,6 +17,11 @@ SECRET_VALUES = [
     re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"(?i)(password|secret|token)=([^\s&;]+)"),
 ]
+# ``password: x``, ``'api_token': 'x'``, ``"secret" = "x"`` inside a longer text: keep the key
+SECRET_ASSIGNMENT = re.compile(
+    r"""(?ix)(['"]?[\w-]*(?:password|passwd|secret|token|api[_-]?key|credential)[\w-]*['"]?\s*[:=]\s*)
+    (?:'[^']*'|"[^"]*"|[^\s,;}&]+)"""
+)
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -25,6 +30,7 @@ def redact(value: Any, key: str = "") -> Any:
     if key and key not in SAFE_KEYS and SECRET_KEYS.search(key):
         return REDACTED
     if isinstance(value, str):
+        value = SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, value)
         for pattern in SECRET_VALUES:
             value = pattern.sub(REDACTED, value)
         return value

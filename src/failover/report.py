@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 from failover.durations import format_duration
 from failover.journal import Event, RunState
 from failover.plan import Plan
+from failover.redact import redact
 
 ReportFormat = Literal["markdown", "json", "junit"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
@@ -117,6 +118,7 @@ def _dur(seconds: float | None) -> str:
 
 
 def render_report(data: dict[str, Any], fmt: ReportFormat) -> str:
+    data = redact(data)
     if fmt == "json":
         return json.dumps(data, indent=2, default=str) + "\n"
     if fmt == "junit":

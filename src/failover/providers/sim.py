@@ -104,6 +104,12 @@ class SimWorld:
         self._store.run(lambda db: _log(db, "check", target, json.dumps(value), False, ctx))
 
 
+def _speed(ctx: Context) -> float:
+    """How many times faster than written simulated latencies run (``--sim-speed``)."""
+    speed = ctx.extras.get("sim_speed", 1.0)
+    return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0
+
+
 def _set(db: sqlite3.Connection, op: str, target: str, encoded: str, ctx: Context) -> bool:
     row = db.execute("SELECT value FROM targets WHERE name = ?", (target,)).fetchone()
     changed = row is None or row[0] != encoded
@@ -165,7 +171,7 @@ class SimStep(Action[StepParams]):
 
     def apply(self, ctx: Context, params: StepParams) -> JsonValue:
         if params.duration:
-            ctx.sleep(params.duration)
+            ctx.sleep(params.duration / _speed(ctx))
         target = self._target(ctx, params)
         fails = params.fail or params.fail_attempts > 0
         attempt, changed = SimWorld(ctx.state_dir).attempt(
@@ -217,7 +223,7 @@ class SimCheck(Check[CheckParams]):
 
     def run(self, ctx: Context, params: CheckParams) -> CheckResult:
         if params.duration:
-            ctx.sleep(params.duration)
+            ctx.sleep(params.duration / _speed(ctx))
         world = SimWorld(ctx.state_dir)
         if params.target is not None:
             value = world.value(params.target)

@@ -1,0 +1,57 @@
+"""Helpers for executor tests: small runbooks, plans, and runs with an injected sleep."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from failover.executor import Options, RunResult, execute
+from failover.journal import Event, Journal
+from failover.plan import Plan
+from failover.planner import make_plan
+from failover.runbook import parse_runbook
+from tests.conftest import SITES
+
+
+def plan_from(services_yaml: str, *, mode: str = "graceful", from_: str = "east", to: str = "west") -> Plan:
+    text = SITES + textwrap.dedent(services_yaml)
+    return make_plan(parse_runbook(text, "t.yaml"), from_=from_, to=to, mode=mode)  # type: ignore[arg-type]
+
+
+def chain(n: int, *, pivot_at: int | None = None, fail_at: int | None = None, extra: str = "") -> Plan:
+    """Services s0 <- s1 <- ... (each depends on the one before), one sim step each."""
+    services: dict[str, object] = {}
+    for i in range(n):
+        step: dict[str, object] = {
+            "id": "move",
+            "action": "sim.step",
+            "site": "${to}",
+            "with": {"target": f"t{i}"},
+        }
+        if i == pivot_at:
+            step["pivot"] = True
+        if i == fail_at:
+            step["with"] = {"target": f"t{i}", "fail": True}
+        services[f"s{i}"] = {"depends_on": [f"s{i - 1}"] if i else [], "steps": [step]}
+    return plan_from(yaml.safe_dump({"services": services}) + extra)
+
+
+def quick(**kwargs: object) -> Options:
+    """Options with an instant sleep (recording what would have been slept)."""
+    slept: list[float] = []
+    kwargs.setdefault("sleep", slept.append)
+    return Options(**kwargs)  # type: ignore[arg-type]
+
+
+def run(plan: Plan, state: Path, **kwargs: object) -> RunResult:
+    return execute(plan, state, quick(**kwargs))
+
+
+def events(state: Path, run_id: str) -> list[Event]:
+    return Journal(state).events(run_id)
+
+
+def kinds(state: Path, run_id: str, step: str | None = None) -> list[str]:
+    return [e.kind for e in events(state, run_id) if step is None or e.step == step]
