@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -32,6 +34,7 @@ from failover.journal import Journal
 from failover.logs import configure as configure_logging
 from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
+from failover.progress import LiveProgress
 from failover.providers import default_registry
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
 from failover.report import REPORT_FORMATS, render_report, report_data
@@ -318,6 +321,20 @@ def _print_result(result: RunResult, fmt: str) -> None:
         click.echo(f"run {result.run_id}: {result.status}: {result.message}")
 
 
+def _execute(plan: Plan, state_dir: Path, options: Options) -> RunResult:
+    """Run with a live view on a terminal, JSON log lines otherwise."""
+    if not sys.stderr.isatty():
+        configure_logging(json_lines=True)
+        return execute(plan, state_dir, options)
+    configure_logging(json_lines=False, level=logging.WARNING)
+    with LiveProgress(plan) as view:
+        approver = options.approver
+        if approver is not None:
+            ask = approver
+            approver = lambda step, timeout: view.paused(lambda: ask(step, timeout))  # noqa: E731
+        return execute(plan, state_dir, replace(options, on_event=view.on_event, approver=approver))
+
+
 def _load_plan(path: Path) -> Plan:
     try:
         text = path.read_text(encoding="utf-8")
@@ -335,8 +352,7 @@ def _load_plan(path: Path) -> Plan:
 @handle_errors
 def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
     """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
-    configure_logging()
-    result = execute(_load_plan(plan_file), _state_dir(state), _options(**kwargs))
+    result = _execute(_load_plan(plan_file), _state_dir(state), _options(**kwargs))
     _print_result(result, fmt)
     sys.exit(result.exit_code)
 
@@ -371,7 +387,6 @@ def drill(
     **kwargs: Any,
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
-    configure_logging()
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     options = _options(**kwargs)
@@ -380,7 +395,7 @@ def drill(
     result = None
     for leg in [scenario, scenario.reverse()] if failback else [scenario]:
         planned = make_plan(rb, leg)
-        result = execute(planned, state_dir, options)
+        result = _execute(planned, state_dir, options)
         _print_result(result, fmt)
         reports.append(
             render_report(
