@@ -7,45 +7,67 @@ Load a runbook, make a plan for a scenario, and render it for review::
     runbook = failover.load_runbook("runbooks/examples/sim-shop.yaml")
     plan = failover.make_plan(runbook, from_="east", to="west")
     print(failover.render_plan(plan, "markdown"))
+
+    result = failover.execute(plan, ".failover", failover.Options(auto_approve=True))
+    print(result.status, result.exit_code)
 """
 
 from failover.errors import (
     FailoverError,
+    JournalError,
+    LeaseHeldError,
+    LeaseLostError,
     PlanError,
     Problem,
     ProviderError,
+    RefusedError,
     RegistryError,
     RunbookError,
     ScenarioError,
     TransientProviderError,
 )
+from failover.executor import Approval, Options, RunResult, execute, resume
 from failover.graph import closure, impact, service_graph
+from failover.journal import RunState
 from failover.plan import Plan, PlannedCheck, PlannedStep, Scenario
 from failover.planner import make_plan
 from failover.render import render_graph, render_plan
+from failover.report import render_report, report_data
 from failover.runbook import Runbook, load_runbook, parse_runbook, runbook_json_schema
 
 __all__ = [
+    "Approval",
     "FailoverError",
+    "JournalError",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "Options",
     "Plan",
     "PlanError",
     "PlannedCheck",
     "PlannedStep",
     "Problem",
     "ProviderError",
+    "RefusedError",
     "RegistryError",
+    "RunResult",
+    "RunState",
     "Runbook",
     "RunbookError",
     "Scenario",
     "ScenarioError",
     "TransientProviderError",
     "closure",
+    "execute",
     "impact",
     "load_runbook",
     "make_plan",
     "parse_runbook",
     "render_graph",
     "render_plan",
+    "render_report",
+    "report_data",
+    "resume",
     "runbook_json_schema",
     "service_graph",
 ]
