@@ -294,3 +294,48 @@ def test_a_plan_whose_runbook_changed_is_refused(tmp_path: Path, write_runbook) 
     path.write_text(path.read_text() + "\n# edited\n")
     with pytest.raises(RefusedError, match="changed since the plan was made"):
         run(plan, tmp_path / "state")
+
+
+def test_per_provider_limits_hold_back_steps_of_a_busy_provider(tmp_path: Path) -> None:
+    services = {f"s{i}": {"steps": [{"id": "x", "action": "sim.step", "site": "${to}"}]} for i in range(4)}
+    plan = plan_from(yaml.safe_dump({"services": services}))
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def on_event(event: object) -> None:
+        kind = getattr(event, "kind", "")
+        with lock:
+            if kind == "step_started":
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            elif kind == "step_succeeded":
+                running[0] -= 1
+        if kind == "step_started":
+            time.sleep(0.02)
+
+    result = execute(
+        plan, tmp_path, Options(provider_limits={"sim": 1}, sleep=lambda _s: None, on_event=on_event)
+    )
+    assert result.ok
+    assert peak[0] == 1
+
+
+def test_report_of_a_rolled_back_run_shows_the_failure_and_the_compensations(tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    from failover.journal import Journal, RunState
+    from failover.report import render_report, report_data
+
+    plan = chain(3, fail_at=2)
+    result = run(plan, tmp_path)
+    journal = Journal(tmp_path)
+    data = report_data(
+        plan, RunState.replay(result.run_id, journal.events(result.run_id)), journal.events(result.run_id)
+    )
+    assert data["status"] == "rolled_back"
+    assert data["rollback"] == ["s0.move", "s1.move"]
+    assert [s["state"] for s in data["steps"]] == ["compensated", "compensated", "failed"]
+    assert data["rto"]["measured_s"] is None
+    suite = ET.fromstring(render_report(data, "junit")).find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    assert "simulated failure" in render_report(data, "markdown")

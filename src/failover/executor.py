@@ -285,7 +285,8 @@ class _Run:
         except LeaseLostError as exc:
             self.lost = exc
             raise _StopError from exc
-        self.log.info(kind, step=step, **{k: v for k, v in event.data.items() if k != "before"})
+        site = self.steps[step].site if step in self.steps else None
+        self.log.info(kind, step=step, site=site, **{k: v for k, v in event.data.items() if k != "before"})
         if self.options.on_event is not None:
             self.options.on_event(event)
         return event
