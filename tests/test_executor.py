@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -339,3 +340,51 @@ def test_report_of_a_rolled_back_run_shows_the_failure_and_the_compensations(tmp
     assert suite is not None
     assert suite.get("failures") == "1"
     assert "simulated failure" in render_report(data, "markdown")
+
+
+def test_a_step_whose_state_cannot_be_read_fails_cleanly_and_rolls_back(tmp_path: Path) -> None:
+    from failover.errors import ProviderError
+    from failover.providers.base import Provider, Registry
+    from failover.providers.sim import PROVIDER as SIM
+    from failover.providers.sim import SimStep
+
+    class Unreadable(SimStep):
+        """A step whose current state cannot be read."""
+
+        name = "test.unreadable"
+
+        def read(self, ctx, params):  # type: ignore[no-untyped-def]
+            raise ProviderError("AccessDenied reading the target")
+
+    registry = Registry([SIM, Provider("test", actions=(Unreadable(),))])
+    plan = chain(2)
+    broken = plan.steps[1]._replace(action="test.unreadable")
+    plan = dataclasses.replace(plan, steps=(plan.steps[0], broken))
+    result = execute(plan, tmp_path, quick(), registry=registry)
+    assert result.status == "rolled_back"
+    failed = next(e for e in events(tmp_path, result.run_id) if e.kind == "step_failed")
+    assert failed.step == "s1.move"
+    assert "AccessDenied" in str(failed.data["error"])
+    assert SimWorld(tmp_path).value("t0") is None
+
+
+def test_a_compensation_done_just_before_a_crash_is_not_done_again(tmp_path: Path) -> None:
+    from failover.journal import Journal
+    from failover.providers.base import Context, Placement
+
+    plan = chain(3, fail_at=2)
+    halted = run(plan, tmp_path, on_failure="halt")
+    journal = Journal(tmp_path)
+    resources = tuple(sorted(f"{plan.runbook.name}/{s.name}" for s in plan.services))
+    lease = journal.acquire(halted.run_id, resources, 30, take_over=True)
+    journal.append(lease, "rollback_started", None, {"reason": "by hand"})
+    journal.append(lease, "compensation_started", "s1.move")
+    ctx = Context(halted.run_id, "s1.move", Placement("west"), tmp_path)
+    SimWorld(tmp_path).set("compensate", "t1", None, ctx)  # the side effect happened; then the crash
+    journal.release(lease)
+    result = resume(halted.run_id, tmp_path, quick(), rollback=True)
+    assert result.status == "rolled_back"
+    recovered = [e for e in events(tmp_path, halted.run_id) if e.kind == "step_compensated"]
+    assert [(e.step, e.data.get("recovered")) for e in recovered] == [("s1.move", True), ("s0.move", None)]
+    compensations = [e.target for e in SimWorld(tmp_path).events() if e.op == "compensate"]
+    assert compensations == ["t1", "t0"]

@@ -40,7 +40,6 @@ from failover.errors import (
     FailoverError,
     LeaseLostError,
     PlanError,
-    ProviderError,
     RefusedError,
     TransientProviderError,
 )
@@ -293,15 +292,11 @@ class _Run:
 
     def _heartbeat(self) -> None:
         interval = max(0.05, self.options.lease_ttl / 3)
-        while not self.stop_heartbeat.wait(interval):
-            with self.lock:
-                if self.lost is not None:
-                    return
-                try:
-                    self.lease = self.journal.renew(self.lease, self.options.lease_ttl)
-                except LeaseLostError as exc:
-                    self.lost = exc
-                    return
+        while not self.stop_heartbeat.wait(interval) and self.lost is None:
+            try:
+                self.lease = self.journal.renew(self.lease, self.options.lease_ttl)
+            except LeaseLostError as exc:
+                self.lost = exc
 
     # --- the run -------------------------------------------------------------------------------
 
@@ -395,7 +390,9 @@ class _Run:
             ctx = self._context(check.id, check.site, impl.cloud)
             result = impl.run(ctx, impl.parse(check.params))
             ok, observed, message = result.ok, result.observed, result.message
-        except ProviderError as exc:
+        except (_StopError, _AbandonedError):
+            raise
+        except Exception as exc:  # a check that cannot answer has not passed
             ok, observed, message = False, None, f"{type(exc).__name__}: {exc}"
         kind = "check_passed" if ok else "check_failed"
         self.emit(kind, check=check.id, observed=observed, message=message, best_effort=check.best_effort)
@@ -532,32 +529,50 @@ class _Run:
             return True, ""
         if step.approval and record.approved_by is None and not self._approved(step):
             return False, "approval denied"
+        try:
+            apply, verify = self._prepare(step, record)
+        except (_StopError, _AbandonedError):
+            raise
+        except Exception as exc:  # reading the state before the change failed: nothing changed
+            return self._failed(step, f"{type(exc).__name__}: {exc}", attempts=0)
+        if apply is None:
+            return True, ""
+        return self._attempts(step, apply, verify)
+
+    def _prepare(
+        self, step: PlannedStep, record: StepRecord
+    ) -> tuple[Callable[[], JsonValue] | None, Callable[[], bool] | None]:
+        """What one attempt of the step does, and how to verify it; (None, None) when the journal
+        shows it already took effect. Journals step_started with the rollback snapshot."""
         if step.kind == "verify":
-            impl_check = self.registry.check(step.action)
-            ctx = self._context(step.id, step.site, impl_check.cloud)
-            params = impl_check.parse(step.params)
+            check = self.registry.check(step.action)
+            ctx = self._context(step.id, step.site, check.cloud)
+            params = check.parse(step.params)
             self.emit("step_started", step.id, before=None)
 
             def attempt() -> JsonValue:
-                result = impl_check.run(ctx, params)
+                result = check.run(ctx, params)
                 if not result.ok:
                     raise TransientProviderError(f"{result.message} (observed {result.observed!r})")
                 return result.observed
 
-            return self._attempts(step, attempt, verify=None)
+            return attempt, None
         action = self.registry.action(step.action)
         ctx = self._context(step.id, step.site, action.cloud)
         params = action.parse(step.params)
         if record.state == "started":  # in flight when the last process died
             if action.verify(ctx, params):
                 self.emit("step_succeeded", step.id, recovered=True)
-                return True, ""
+                return None, None
+        elif record.state == "failed":  # a halted run resumed: retry, keeping the first snapshot
+            self.emit("step_started", step.id, before=record.before, retry=True)
         else:
-            before = action.read(ctx, params)
-            self.emit("step_started", step.id, before=before)
-        return self._attempts(
-            step, lambda: action.apply(ctx, params), verify=lambda: action.verify(ctx, params)
-        )
+            self.emit("step_started", step.id, before=action.read(ctx, params))
+        return (lambda: action.apply(ctx, params)), (lambda: action.verify(ctx, params))
+
+    def _failed(self, step: PlannedStep, error: str, attempts: int) -> tuple[bool, str]:
+        self.emit("step_failed", step.id, error=error, attempts=attempts, best_effort=step.best_effort)
+        return step.best_effort, error
 
     def _approved(self, step: PlannedStep) -> bool:
         opts = self.options
@@ -630,13 +645,9 @@ class _Run:
         except (_StopError, _AbandonedError):
             raise
         except (FailoverError, TimeoutError, RetryError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self.emit("step_failed", step.id, error=error, attempts=attempt_no, best_effort=step.best_effort)
-            return step.best_effort, error
+            return self._failed(step, f"{type(exc).__name__}: {exc}", attempt_no)
         except Exception as exc:  # a provider bug must not leave the journal silent
-            error = f"unexpected {type(exc).__name__}: {exc}"
-            self.emit("step_failed", step.id, error=error, attempts=attempt_no, best_effort=step.best_effort)
-            return step.best_effort, error
+            return self._failed(step, f"unexpected {type(exc).__name__}: {exc}", attempt_no)
         self.emit("step_succeeded", step.id, attempts=attempt_no, result=result)
         return True, ""
 
@@ -669,15 +680,19 @@ class _Run:
         for step_id in self.plan.rollback:
             step = self.steps[step_id]
             rec = state.step(step_id)
-            if rec.state not in ("succeeded", "started"):
+            if rec.state not in ("succeeded", "started", "compensating"):
                 continue
             action = self.registry.action(step.action)
             ctx = self._context(step_id, step.site, action.cloud)
-            params = action.parse(step.params)
-            if rec.state == "started" and not action.verify(ctx, params):
-                continue  # in flight when the process died, and never took effect
-            self.emit("compensation_started", step_id)
             try:
+                params = action.parse(step.params)
+                if rec.state == "started" and not action.verify(ctx, params):
+                    continue  # in flight when the process died, and never took effect
+                if rec.state == "compensating" and action.read(ctx, params) == rec.before:
+                    self.emit("step_compensated", step_id, recovered=True)  # done before a crash
+                    continue
+                if rec.state != "compensating":
+                    self.emit("compensation_started", step_id)
                 for attempt in Retrying(
                     stop=stop_after_attempt(step.retries + 1),
                     wait=wait_exponential_jitter(initial=1, max=30),
@@ -687,8 +702,10 @@ class _Run:
                 ):
                     with attempt:
                         action.compensate(ctx, params, rec.before)  # type: ignore[arg-type]
-            except FailoverError as exc:
-                message = f"rollback halted: compensating {step_id} failed: {exc}"
+            except (_StopError, _AbandonedError):
+                raise
+            except Exception as exc:
+                message = f"rollback halted: compensating {step_id} failed: {type(exc).__name__}: {exc}"
                 self.emit("compensation_failed", step_id, error=str(exc))
                 self.emit("run_halted", step_id, reason=message)
                 return self._finish("halted", EXIT_FAILED, message)

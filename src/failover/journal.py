@@ -284,7 +284,7 @@ def _stamp(at: float) -> str:
 class StepRecord:
     """What the journal says of one step, replayed."""
 
-    state: str = "pending"  # pending, started, succeeded, failed, skipped, compensated
+    state: str = "pending"  # pending, started, succeeded, failed, skipped, compensating, compensated
     before: object = None
     attempts: int = 0
     started_at: float | None = None
@@ -391,6 +391,8 @@ class RunState:
             rec.finished_at = e.at
         elif kind == "rollback_started":
             self.rollback_started = True
+        elif kind == "compensation_started" and e.step:
+            self.step(e.step).state = "compensating"
         elif kind == "step_compensated" and e.step:
             rec = self.step(e.step)
             rec.state = "compensated"
