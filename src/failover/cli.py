@@ -370,7 +370,7 @@ def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
     "--report",
     "report_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the Markdown report here.",
+    help="Write the Markdown report here (default: print it, unless --format json).",
 )
 @run_options
 @handle_errors
@@ -405,7 +405,7 @@ def drill(
         if not result.ok:
             break
     assert result is not None
-    if report_file is not None:
+    if report_file is not None or fmt == "text":
         _emit("\n".join(reports), report_file)
     sys.exit(result.exit_code)
 
