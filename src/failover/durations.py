@@ -50,6 +50,13 @@ def format_duration(seconds: float) -> str:
 
 
 def _validate(value: Any) -> float:
+    if isinstance(value, str):
+        return _parse_text(value)
+    return parse_duration(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(value: str) -> float:
     return parse_duration(value)
 
 

@@ -23,11 +23,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pydantic import JsonValue
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception_type,
@@ -181,6 +182,10 @@ def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Opt
     )
 
 
+def _attempt_count(retrying: Retrying) -> int:
+    return int(retrying.statistics.get("attempt_number", 1))
+
+
 def _provider(step: PlannedStep) -> str:
     return step.action.split(".", 1)[0]
 
@@ -267,6 +272,7 @@ class _Run:
         self.deadlines: list[tuple[float, str]] = []  # heap of (when it times out, running step)
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
+        self.retryers: dict[tuple[int, float], Retrying] = {}
 
     # --- journal -------------------------------------------------------------------------------
 
@@ -605,51 +611,63 @@ class _Run:
     def _attempts(
         self, step: PlannedStep, apply: Callable[[], JsonValue], verify: Callable[[], bool] | None
     ) -> tuple[bool, str]:
-        clock = self.options.clock
-        deadline = clock() + step.timeout_s
+        deadline = self.options.clock() + step.timeout_s
         with self.lock:
             heapq.heappush(self.deadlines, (deadline, step.id))
         self.reports.put((-1, None))  # wake the scheduler to watch this deadline
-        attempt_no = 0
-
-        def once() -> JsonValue:
-            nonlocal attempt_no
-            attempt_no += 1
-            if clock() >= deadline:
-                raise TimeoutError(f"timed out after {step.timeout_s:g}s")
-            result = apply()
-            if verify is not None and not verify():
-                raise TransientProviderError("applied, but the desired state is not reached yet")
-            return result
-
-        def record_failure(retry_state: Any) -> None:
-            exc = retry_state.outcome.exception()
-            self.emit(
-                "attempt_failed",
-                step.id,
-                attempt=attempt_no,
-                error=f"{type(exc).__name__}: {exc}",
-                transient=isinstance(exc, TransientProviderError),
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(step.retries + 1) | stop_after_delay(step.timeout_s),
-            wait=wait_exponential_jitter(initial=1, max=30),
-            retry=retry_if_exception_type(TransientProviderError),
-            sleep=self.options.sleep,
-            before_sleep=record_failure,
-            reraise=True,
-        )
+        retrying = self._retrying(step)
         try:
-            result = retrying(once)
+            result = retrying(self._once, step, apply, verify, deadline)
         except (_StopError, _AbandonedError):
             raise
         except (FailoverError, TimeoutError, RetryError) as exc:
-            return self._failed(step, f"{type(exc).__name__}: {exc}", attempt_no)
+            return self._failed(step, f"{type(exc).__name__}: {exc}", _attempt_count(retrying))
         except Exception as exc:  # a provider bug must not leave the journal silent
-            return self._failed(step, f"unexpected {type(exc).__name__}: {exc}", attempt_no)
-        self.emit("step_succeeded", step.id, attempts=attempt_no, result=result)
+            return self._failed(step, f"unexpected {type(exc).__name__}: {exc}", _attempt_count(retrying))
+        self.emit("step_succeeded", step.id, attempts=_attempt_count(retrying), result=result)
         return True, ""
+
+    def _retrying(self, step: PlannedStep) -> Retrying:
+        """Exponential backoff with jitter, bounded by the step's retries and timeout (one policy
+        object per bound; tenacity keeps each call's state per thread)."""
+        key = (step.retries, step.timeout_s)
+        with self.lock:
+            if key not in self.retryers:
+                self.retryers[key] = Retrying(
+                    stop=stop_after_attempt(step.retries + 1) | stop_after_delay(step.timeout_s),
+                    wait=wait_exponential_jitter(initial=1, max=30),
+                    retry=retry_if_exception_type(TransientProviderError),
+                    sleep=self.options.sleep,
+                    before_sleep=self._record_failure,
+                    reraise=True,
+                )
+            return self.retryers[key]
+
+    def _once(
+        self,
+        step: PlannedStep,
+        apply: Callable[[], JsonValue],
+        verify: Callable[[], bool] | None,
+        deadline: float,
+    ) -> JsonValue:
+        """One attempt: apply, then verify that the desired state was reached."""
+        if self.options.clock() >= deadline:
+            raise TimeoutError(f"timed out after {step.timeout_s:g}s")
+        result = apply()
+        if verify is not None and not verify():
+            raise TransientProviderError("applied, but the desired state is not reached yet")
+        return result
+
+    def _record_failure(self, retry_state: RetryCallState) -> None:
+        step: PlannedStep = retry_state.args[0]
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        self.emit(
+            "attempt_failed",
+            step.id,
+            attempt=retry_state.attempt_number,
+            error=f"{type(exc).__name__}: {exc}",
+            transient=isinstance(exc, TransientProviderError),
+        )
 
     # --- failure -------------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One journal record."""
+    """One journal record. (``data`` is as written; read back from the journal it is the JSON
+    form of it.)"""
 
     seq: int
     run_id: str
@@ -172,8 +173,8 @@ class Journal:
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
     ) -> Event:
         """Write one event, durably, if and only if ``lease`` is still held with its fencing token."""
-        encoded = json.dumps(dict(data or {}), sort_keys=True, default=str)
-        copy = json.loads(encoded)  # what a reader of the journal will see
+        payload = dict(data or {})
+        encoded = json.dumps(payload, sort_keys=True, default=str)
 
         def write(db: sqlite3.Connection) -> Event:
             now = self.clock()
@@ -190,7 +191,7 @@ class Journal:
                 "INSERT INTO events (run_id, at, kind, step, data, token) VALUES (?, ?, ?, ?, ?, ?)",
                 (lease.run_id, now, kind, step, encoded, lease.token),
             )
-            return Event(int(cur.lastrowid or 0), lease.run_id, now, kind, step, copy)
+            return Event(int(cur.lastrowid or 0), lease.run_id, now, kind, step, payload)
 
         return self.store.run(write)
 

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, JsonValue
@@ -104,6 +105,16 @@ class SimWorld:
         self._store.run(lambda db: _log(db, "check", target, json.dumps(value), False, ctx))
 
 
+@lru_cache(maxsize=64)
+def _world_at(state_dir: str) -> SimWorld:
+    return SimWorld(state_dir)
+
+
+def _world(ctx: Context) -> SimWorld:
+    """The world of the run's state directory (one instance per directory)."""
+    return _world_at(str(ctx.state_dir))
+
+
 def _speed(ctx: Context) -> float:
     """How many times faster than written simulated latencies run (``--sim-speed``)."""
     speed = ctx.extras.get("sim_speed", 1.0)
@@ -167,14 +178,14 @@ class SimStep(Action[StepParams]):
         return params.reversible
 
     def read(self, ctx: Context, params: StepParams) -> JsonValue:
-        return {"value": SimWorld(ctx.state_dir).value(self._target(ctx, params))}
+        return {"value": _world(ctx).value(self._target(ctx, params))}
 
     def apply(self, ctx: Context, params: StepParams) -> JsonValue:
         if params.duration:
             ctx.sleep(params.duration / _speed(ctx))
         target = self._target(ctx, params)
         fails = params.fail or params.fail_attempts > 0
-        attempt, changed = SimWorld(ctx.state_dir).attempt(
+        attempt, changed = _world(ctx).attempt(
             target, ctx.placement.site, ctx, fail_attempts=None if params.fail else params.fail_attempts
         )
         if fails and changed is None:
@@ -187,13 +198,13 @@ class SimStep(Action[StepParams]):
         return {"target": target, "value": ctx.placement.site, "changed": changed}
 
     def verify(self, ctx: Context, params: StepParams) -> bool:
-        return SimWorld(ctx.state_dir).value(self._target(ctx, params)) == ctx.placement.site
+        return _world(ctx).value(self._target(ctx, params)) == ctx.placement.site
 
     def compensate(self, ctx: Context, params: StepParams, before: JsonValue) -> None:
         if not params.reversible:
             super().compensate(ctx, params, before)
         value = before.get("value") if isinstance(before, dict) else None
-        SimWorld(ctx.state_dir).set("compensate", self._target(ctx, params), value, ctx)
+        _world(ctx).set("compensate", self._target(ctx, params), value, ctx)
 
 
 class CheckParams(Params):
@@ -224,7 +235,7 @@ class SimCheck(Check[CheckParams]):
     def run(self, ctx: Context, params: CheckParams) -> CheckResult:
         if params.duration:
             ctx.sleep(params.duration / _speed(ctx))
-        world = SimWorld(ctx.state_dir)
+        world = _world(ctx)
         if params.target is not None:
             value = world.value(params.target)
             world.log_check(params.target, value, ctx)
