@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from failover.errors import PlanError, RefusedError
 from failover.executor import Approval, Options, execute, resume
-from failover.plan import PlannedStep
+from failover.journal import Event
+from failover.plan import Plan, PlannedStep
 from failover.providers.sim import SimWorld
 from tests.executor_helpers import chain, events, kinds, plan_from, quick, run
 
@@ -73,27 +74,35 @@ def test_independent_steps_overlap(tmp_path: Path) -> None:
     assert elapsed < 0.6 + 0.25  # not one after the other
 
 
+def independent(n: int) -> Plan:
+    services = {f"s{i}": {"steps": [{"id": "x", "action": "sim.step", "site": "${to}"}]} for i in range(n)}
+    return plan_from(yaml.safe_dump({"services": services}))
+
+
+class Peak:
+    """Counts steps running at once, from the run's events (each start lingers 20 ms)."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            if event.kind == "step_started":
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            elif event.kind == "step_succeeded":
+                self.running -= 1
+        if event.kind == "step_started":
+            time.sleep(0.02)
+
+
 def test_concurrency_limit_is_respected(tmp_path: Path) -> None:
-    services = {f"s{i}": {"steps": [{"id": "x", "action": "sim.step", "site": "${to}"}]} for i in range(6)}
-    plan = plan_from(yaml.safe_dump({"services": services}))
-    running, peak, lock = [0], [0], threading.Lock()
-
-    def sleep(_: float) -> None:
-        pass
-
-    def on_event(event: object) -> None:
-        kind = getattr(event, "kind", "")
-        with lock:
-            if kind == "step_started":
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-                time.sleep(0.02)
-            elif kind == "step_succeeded":
-                running[0] -= 1
-
-    result = execute(plan, tmp_path, Options(concurrency=2, sleep=sleep, on_event=on_event))
+    peak = Peak()
+    result = execute(independent(6), tmp_path, Options(concurrency=2, sleep=lambda _s: None, on_event=peak))
     assert result.ok
-    assert peak[0] <= 2
+    assert peak.peak == 2
 
 
 def test_preflight_failure_changes_nothing_and_names_the_check(tmp_path: Path) -> None:
@@ -298,26 +307,13 @@ def test_a_plan_whose_runbook_changed_is_refused(tmp_path: Path, write_runbook) 
 
 
 def test_per_provider_limits_hold_back_steps_of_a_busy_provider(tmp_path: Path) -> None:
-    services = {f"s{i}": {"steps": [{"id": "x", "action": "sim.step", "site": "${to}"}]} for i in range(4)}
-    plan = plan_from(yaml.safe_dump({"services": services}))
-    running, peak, lock = [0], [0], threading.Lock()
-
-    def on_event(event: object) -> None:
-        kind = getattr(event, "kind", "")
-        with lock:
-            if kind == "step_started":
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-            elif kind == "step_succeeded":
-                running[0] -= 1
-        if kind == "step_started":
-            time.sleep(0.02)
-
-    result = execute(
-        plan, tmp_path, Options(provider_limits={"sim": 1}, sleep=lambda _s: None, on_event=on_event)
-    )
-    assert result.ok
-    assert peak[0] == 1
+    peak = Peak()
+    options = Options(provider_limits={"sim": 1}, sleep=lambda _s: None, on_event=peak)
+    assert execute(independent(4), tmp_path, options).ok
+    assert peak.peak == 1
+    unlimited = Peak()
+    assert execute(independent(4), tmp_path / "u", Options(sleep=lambda _s: None, on_event=unlimited)).ok
+    assert unlimited.peak > 1
 
 
 def test_report_of_a_rolled_back_run_shows_the_failure_and_the_compensations(tmp_path: Path) -> None:

@@ -289,14 +289,23 @@ def _options(
         approver=approver,
         concurrency=concurrency,
         skip_checks=dict.fromkeys(skip_check, reason or ""),
-        who=f"{getpass.getuser()}@{socket.gethostname()}",
+        who=_who(),
         sim_speed=sim_speed,
     )
 
 
+def _who() -> str:
+    """``user@host`` of whoever runs the command, for the journal."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
 def _prompt_approver(step: PlannedStep, timeout_s: float) -> Approval:
     kind = "PIVOT (irreversible)" if step.pivot else "step"
-    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    who = _who()
     granted = click.confirm(
         f"Approve {kind} {step.id}: {step.description}? (no answer in {timeout_s:g}s means no)",
         default=False,
