@@ -433,7 +433,6 @@ def status(run_id: str | None, state: Path | None, fmt: str) -> None:
             _fail(f"no runs in {state_dir}", EXIT_BAD_INPUT)
         run_id = ids[-1]
     current = run_state(state_dir, run_id)
-    assert current.steps is not None
     if fmt == "json":
         click.echo(
             json.dumps(

@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from failover.errors import JournalError, LeaseHeldError, LeaseLostError
@@ -321,21 +321,20 @@ class RunState:
     options: dict[str, object] | None = None
     preflight_done: bool = False
     rollback_started: bool = False
-    steps: dict[str, StepRecord] | None = None
-    checks: dict[str, CheckRecord] | None = None
-    approvals: list[dict[str, object]] | None = None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    checks: dict[str, CheckRecord] = field(default_factory=dict)
+    approvals: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
         return self.exit_code is not None
 
     def step(self, step_id: str) -> StepRecord:
-        assert self.steps is not None
         return self.steps.setdefault(step_id, StepRecord())
 
     @classmethod
     def replay(cls, run_id: str, events: list[Event]) -> RunState:
-        state = cls(run_id=run_id, steps={}, checks={}, approvals=[])
+        state = cls(run_id=run_id)
         for event in events:
             state._apply(event)
         return state
@@ -347,7 +346,6 @@ class RunState:
             self.started_at = e.at
             self.options = dict(d)
         elif kind in ("check_passed", "check_failed"):
-            assert self.checks is not None
             self.checks[str(d["check"])] = CheckRecord(
                 ok=kind == "check_passed",
                 observed=d.get("observed"),
@@ -355,14 +353,12 @@ class RunState:
                 at=e.at,
             )
         elif kind == "check_skipped":
-            assert self.checks is not None
             self.checks[str(d["check"])] = CheckRecord(
                 ok=True, skipped=True, reason=str(d.get("reason")), at=e.at
             )
         elif kind == "preflight_passed":
             self.preflight_done = True
         elif kind in ("approval_granted", "approval_denied"):
-            assert self.approvals is not None
             self.approvals.append({"step": e.step, "granted": kind == "approval_granted", "at": e.at, **d})
             if kind == "approval_granted" and e.step:
                 self.step(e.step).approved_by = str(d.get("by"))

@@ -25,7 +25,6 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
     """The report as JSON-ready data."""
     start = next((e.at for e in events if e.kind == "preflight_passed"), state.started_at or 0.0)
     steps: list[dict[str, Any]] = []
-    assert state.steps is not None and state.checks is not None
     for step in plan.steps:
         rec = state.step(step.id)
         steps.append(
