@@ -243,6 +243,20 @@ class _AbandonedError(Exception):
 
 
 _SETTLING = frozenset({"step_succeeded", "step_failed", "step_skipped"})
+# Events written (durably, with everything before them) before emit returns: those that a side
+# effect, or the end of the run, waits for. The others are queued and become durable with the
+# next of these, in order.
+_BEFORE_SIDE_EFFECTS = frozenset(
+    {
+        "run_started",
+        "run_resumed",
+        "preflight_passed",
+        "approval_requested",  # a person may take a while: let `failover status` see all before
+        "step_started",
+        "compensation_started",
+        "run_finished",
+    }
+)
 
 
 class _Run:
@@ -276,7 +290,7 @@ class _Run:
 
     # --- journal -------------------------------------------------------------------------------
 
-    def emit(self, kind: str, step: str | None = None, /, **data: object) -> Event:
+    def emit(self, kind: str, step: str | None = None, /, **data: object) -> None:
         if self.lost is not None:
             raise _StopError
         if step is not None:
@@ -285,22 +299,34 @@ class _Run:
                     raise _AbandonedError(step)  # it timed out and was abandoned: stay silent
                 if kind in _SETTLING:
                     self.settled.add(step)
+        if kind not in _BEFORE_SIDE_EFFECTS:  # durable with the next event a side effect waits for
+            self.journal.post(self.lease, kind, step, redact(data), self._posted)
+            return
         try:
             event = self.journal.append(self.lease, kind, step, redact(data))
         except LeaseLostError as exc:
             self.lost = exc
             raise _StopError from exc
-        site = self.steps[step].site if step in self.steps else None
-        self.log.info(kind, step=step, site=site, **{k: v for k, v in event.data.items() if k != "before"})
+        self._written(event)
+
+    def _posted(self, event: Event | None, error: BaseException | None) -> None:
+        if isinstance(error, LeaseLostError):
+            self.lost = error
+        elif event is not None:
+            self._written(event)
+
+    def _written(self, event: Event) -> None:
+        site = self.steps[event.step].site if event.step in self.steps else None
+        data = {k: v for k, v in event.data.items() if k != "before"}
+        self.log.info(event.kind, step=event.step, site=site, **data)
         if self.options.on_event is not None:
             self.options.on_event(event)
-        return event
 
     def _heartbeat(self) -> None:
         interval = max(0.05, self.options.lease_ttl / 3)
         while not self.stop_heartbeat.wait(interval) and self.lost is None:
             try:
-                self.lease = self.journal.renew(self.lease, self.options.lease_ttl)
+                self.lease = self.journal.renew(self.lease, self.options.lease_ttl)  # and commits the queue
             except LeaseLostError as exc:
                 self.lost = exc
 
@@ -348,6 +374,7 @@ class _Run:
         return self._on_failure(*failure)
 
     def _state(self) -> RunState:
+        self.journal.flush()  # what was queued is part of the story
         return RunState.replay(self.lease.run_id, self.journal.events(self.lease.run_id))
 
     def _finish(self, status: str, code: int, message: str) -> RunResult:

@@ -173,8 +173,30 @@ class Journal:
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
     ) -> Event:
         """Write one event, durably, if and only if ``lease`` is still held with its fencing token."""
+        return self.store.run(self._writer(lease, kind, step, data))
+
+    def post(
+        self,
+        lease: Lease,
+        kind: str,
+        step: str | None,
+        data: Mapping[str, object] | None,
+        then: Callable[[Event | None, BaseException | None], None],
+    ) -> None:
+        """Queue an event that no side effect waits for (a step's success, say): it becomes
+        durable with the next event that is appended, which every side effect waits for, so the
+        journal's order and the write-ahead rule hold."""
+        self.store.post(self._writer(lease, kind, step, data), then)
+
+    def flush(self) -> None:
+        self.store.flush()
+
+    def _writer(
+        self, lease: Lease, kind: str, step: str | None, data: Mapping[str, object] | None
+    ) -> Callable[[sqlite3.Connection], Event]:
         payload = dict(data or {})
         encoded = json.dumps(payload, sort_keys=True, default=str)
+        at = self.clock()  # when it happened, not when it was committed
 
         def write(db: sqlite3.Connection) -> Event:
             now = self.clock()
@@ -189,11 +211,11 @@ class Journal:
                 )
             cur = db.execute(
                 "INSERT INTO events (run_id, at, kind, step, data, token) VALUES (?, ?, ?, ?, ?, ?)",
-                (lease.run_id, now, kind, step, encoded, lease.token),
+                (lease.run_id, at, kind, step, encoded, lease.token),
             )
-            return Event(int(cur.lastrowid or 0), lease.run_id, now, kind, step, payload)
+            return Event(int(cur.lastrowid or 0), lease.run_id, at, kind, step, payload)
 
-        return self.store.run(write)
+        return write
 
     def events(self, run_id: str) -> list[Event]:
         rows = self.store.read(

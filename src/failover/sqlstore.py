@@ -27,6 +27,7 @@ MAX_IDLE_READERS = 256
 @dataclass
 class _Write(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
+    then: Callable[[T | None, BaseException | None], None] | None = None  # set for posted writes
     wake: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # woken to commit the next batch, not because it was committed
     done: bool = False
@@ -105,6 +106,23 @@ class Store:
             else:
                 conn.close()
 
+    def post(
+        self, fn: Callable[[sqlite3.Connection], T], then: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        """Queue ``fn`` without waiting: it is committed with the next write that waits (in
+        order: a write that waits is committed together with, or after, everything posted before
+        it), and then ``then(result, error)`` is called by the committing thread."""
+        while True:
+            writer = self._writer()
+            with writer.lock:
+                if not writer.closed:
+                    writer.pending.append(_Write(fn, then))
+                    return
+
+    def flush(self) -> None:
+        """Commit whatever was posted."""
+        self.run(lambda _db: None)
+
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction (shared with concurrent writes) and return its result
         once committed; an exception from ``fn`` undoes only ``fn``'s own changes and is raised."""
@@ -124,14 +142,16 @@ class Store:
             with writer.lock:
                 batch, writer.pending = writer.pending, []
             _commit(writer.conn, batch)
-            with writer.lock:
-                following = writer.pending[0] if writer.pending else None
+            with writer.lock:  # hand over to a write that waits: the next commit is not our wait
+                following = next((w for w in writer.pending if w.then is None), None)
                 writer.writing = following is not None
-            if following is not None:  # hand over: the next batch's commit is not our wait
+            if following is not None:
                 following.lead = True
                 following.wake.set()
             for other in batch:
-                if other is not write:
+                if other.then is not None:
+                    other.then(other.result, other.error)
+                elif other is not write:
                     other.wake.set()
         if write.error is not None:
             raise write.error
