@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import heapq
-import queue
 import threading
 import time
 import uuid
@@ -280,9 +279,7 @@ class _Run:
         self.lost: LeaseLostError | None = None
         self.stop_heartbeat = threading.Event()
         self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
-        self.reports: queue.SimpleQueue[tuple[int, tuple[bool, str] | BaseException | None]] = (
-            queue.SimpleQueue()
-        )  # worker -> scheduler: (step index, outcome), or (-1, None) to wake it
+        self.wake = threading.Event()  # the scheduling thread has a deadline or an ending to look at
         self.deadlines: list[tuple[float, str]] = []  # heap of (when it times out, running step)
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
@@ -438,9 +435,10 @@ class _Run:
     def _schedule(self, state: RunState) -> tuple[str, str] | None:
         """Run every step not yet done; return (step id, why) of the first failure, or None.
 
-        Workers report to a completion queue; the scheduler also watches step deadlines, and a
-        step still running at its deadline is journaled as failed and abandoned (its worker is
-        muted: nothing it does later reaches the journal).
+        A worker that finishes a step starts what became ready itself: the first ready step in
+        the same thread (no hand-off on a chain), the others in new workers. This thread only
+        watches deadlines: a step still running at its deadline is journaled as failed and
+        abandoned (its worker is muted: nothing it does later reaches the journal).
         """
         steps = self.plan.steps
         index = {s.id: i for i, s in enumerate(steps)}
@@ -457,70 +455,96 @@ class _Run:
                 if waiting[d] == 0:
                     heapq.heappush(ready, d)
 
-        done = [self._already_done(state.step(s.id)) for s in steps]
-        for i in range(len(steps)):
-            if done[i]:
+        for i, s in enumerate(steps):
+            if self._already_done(state.step(s.id)):
                 finish(i)
-        ready = [i for i in range(len(steps)) if waiting[i] == 0 and not done[i]]
+        ready = [
+            i for i, s in enumerate(steps) if waiting[i] == 0 and not self._already_done(state.step(s.id))
+        ]
         heapq.heapify(ready)
         limit = self.options.concurrency or len(steps) or 1
         caps = self.options.provider_limits
         busy: dict[str, int] = {}
         held: list[int] = []  # ready, but their provider is at its limit
         running: set[int] = set()
-        reports = self.reports
-        failure: tuple[str, str] | None = None
-        gave_up = False
-
-        def work(i: int) -> None:
-            try:
-                reports.put((i, self._step(steps[i], state.step(steps[i].id))))
-            except BaseException as exc:  # handed to the scheduler, which decides
-                reports.put((i, exc))
-
+        failure: list[tuple[str, str]] = []
+        crashed: list[BaseException] = []
+        sched = threading.Lock()
         pool = ThreadPoolExecutor(max_workers=min(limit, MAX_WORKERS), thread_name_prefix="failover-step")
-        try:
-            while True:
-                while failure is None and ready and len(running) < limit:
-                    i = heapq.heappop(ready)
-                    provider = _provider(steps[i])
-                    if provider in caps and busy.get(provider, 0) >= caps[provider]:
-                        held.append(i)
-                        continue
-                    busy[provider] = busy.get(provider, 0) + 1
-                    running.add(i)
-                    pool.submit(work, i)
-                if not running:
-                    break
+
+        def take() -> int | None:
+            """The next step to start, if the limits and the run's health allow one (under sched)."""
+            while not failure and not crashed and ready and len(running) < limit:
+                i = heapq.heappop(ready)
+                provider = _provider(steps[i])
+                if provider in caps and busy.get(provider, 0) >= caps[provider]:
+                    held.append(i)
+                    continue
+                busy[provider] = busy.get(provider, 0) + 1
+                running.add(i)
+                return i
+            return None
+
+        def settle(i: int, outcome: tuple[bool, str] | BaseException) -> None:
+            """Record how a step ended (under sched); a muted worker's late word is ignored."""
+            if i not in running:
+                return
+            running.discard(i)
+            busy[_provider(steps[i])] -= 1
+            for h in held:
+                heapq.heappush(ready, h)
+            held.clear()
+            if isinstance(outcome, BaseException):
+                crashed.append(outcome)
+            elif outcome[0]:
+                finish(i)
+            elif not failure:
+                failure.append((steps[i].id, outcome[1]))
+
+        def dispatch() -> None:
+            """Start every step that may start now in a new worker (under sched)."""
+            while (i := take()) is not None:
+                pool.submit(work, i)
+            if not running:
+                self.wake.set()  # nothing runs and nothing more will start: the schedule is over
+
+        def work(first: int) -> None:
+            i: int | None = first
+            while i is not None:
                 try:
-                    i, outcome = reports.get(timeout=self._next_deadline())
-                    if outcome is None:
-                        continue  # a step began its attempts: its deadline now counts
-                except queue.Empty:
+                    outcome: tuple[bool, str] | BaseException = self._step(steps[i], state.step(steps[i].id))
+                except BaseException as exc:  # handed to the scheduling thread, which decides
+                    outcome = exc
+                with sched:
+                    settle(i, outcome)
+                    i = take()  # go on with the next ready step in this thread
+                    dispatch()
+
+        gave_up = False
+        try:
+            with sched:
+                dispatch()
+            while True:
+                self.wake.wait(self._next_deadline())
+                self.wake.clear()
+                with sched:
+                    if not running:
+                        break
                     late = self._overdue(running, index)
-                    if late is None:
-                        continue
-                    outcome = self._abandon(steps[late])
-                    if isinstance(outcome, _AbandonedError):
-                        continue  # its worker settled it first, and its report is on the way
-                    i, gave_up = late, True
-                if i not in running:
-                    continue  # the muted worker of an abandoned step
-                running.discard(i)
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                busy[_provider(steps[i])] -= 1
-                for h in held:
-                    heapq.heappush(ready, h)
-                held.clear()
-                ok, why = outcome
-                if ok:
-                    finish(i)
-                elif failure is None:
-                    failure = (steps[i].id, why)
+                if late is None:
+                    continue
+                outcome = self._abandon(steps[late])
+                if isinstance(outcome, _AbandonedError):
+                    continue  # its worker settled it first
+                gave_up = True
+                with sched:
+                    settle(late, outcome)
+                    dispatch()
         finally:
             pool.shutdown(wait=not gave_up, cancel_futures=True)  # never wait for an abandoned step
-        return failure
+        if crashed:
+            raise crashed[0]
+        return failure[0] if failure else None
 
     def _next_deadline(self) -> float | None:
         """Seconds until the earliest deadline of a running step, or None if there is none."""
@@ -641,7 +665,7 @@ class _Run:
         deadline = self.options.clock() + step.timeout_s
         with self.lock:
             heapq.heappush(self.deadlines, (deadline, step.id))
-        self.reports.put((-1, None))  # wake the scheduler to watch this deadline
+        self.wake.set()  # the scheduling thread now has this deadline to watch
         retrying = self._retrying(step)
         try:
             result = retrying(self._once, step, apply, verify, deadline)
