@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import heapq
+import random
 import threading
 import time
 import uuid
@@ -33,7 +34,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from failover.errors import (
@@ -56,6 +58,7 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_PROVIDER_LIMITS: Mapping[str, int] = {"aws": 10, "gcp": 10}
 MAX_WORKERS = 512
+FIRST_BACKOFF_S = 1.0  # before the second attempt, plus up to 1 s of jitter; doubling after
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,29 +667,43 @@ class _Run:
     ) -> tuple[bool, str]:
         deadline = self.options.clock() + step.timeout_s
         with self.lock:
+            earliest = not self.deadlines or deadline < self.deadlines[0][0]
             heapq.heappush(self.deadlines, (deadline, step.id))
-        self.wake.set()  # the scheduling thread now has this deadline to watch
-        retrying = self._retrying(step)
+        if earliest:
+            self.wake.set()  # the scheduling thread must now wake up sooner
+        attempts = 1
         try:
-            result = retrying(self._once, step, apply, verify, deadline)
+            try:  # the first attempt needs no retry machinery
+                result = self._once(step, apply, verify, deadline)
+            except TransientProviderError as exc:
+                if step.retries == 0:
+                    raise
+                self._journal_attempt(step, 1, exc)
+                self.options.sleep(FIRST_BACKOFF_S + random.uniform(0, 1))
+                retrying = self._retrying(step)
+                try:
+                    result = retrying(self._once, step, apply, verify, deadline)
+                finally:
+                    attempts = 1 + _attempt_count(retrying)
         except (_StopError, _AbandonedError):
             raise
         except (FailoverError, TimeoutError, RetryError) as exc:
-            return self._failed(step, f"{type(exc).__name__}: {exc}", _attempt_count(retrying))
+            return self._failed(step, f"{type(exc).__name__}: {exc}", attempts)
         except Exception as exc:  # a provider bug must not leave the journal silent
-            return self._failed(step, f"unexpected {type(exc).__name__}: {exc}", _attempt_count(retrying))
-        self.emit("step_succeeded", step.id, attempts=_attempt_count(retrying), result=result)
+            return self._failed(step, f"unexpected {type(exc).__name__}: {exc}", attempts)
+        self.emit("step_succeeded", step.id, attempts=attempts, result=result)
         return True, ""
 
     def _retrying(self, step: PlannedStep) -> Retrying:
-        """Exponential backoff with jitter, bounded by the step's retries and timeout (one policy
-        object per bound; tenacity keeps each call's state per thread)."""
+        """The retries after a first failed attempt: exponential backoff with jitter (2 s, 4 s,
+        8 s... up to 30 s, continuing the first backoff), bounded by the step's retries and
+        timeout. One policy object per bound; tenacity keeps each call's state per thread."""
         key = (step.retries, step.timeout_s)
         with self.lock:
             if key not in self.retryers:
                 self.retryers[key] = Retrying(
-                    stop=stop_after_attempt(step.retries + 1) | stop_after_delay(step.timeout_s),
-                    wait=wait_exponential_jitter(initial=1, max=30),
+                    stop=stop_after_attempt(step.retries) | stop_after_delay(step.timeout_s),
+                    wait=wait_exponential(multiplier=2 * FIRST_BACKOFF_S, max=30) + wait_random(0, 1),
                     retry=retry_if_exception_type(TransientProviderError),
                     sleep=self.options.sleep,
                     before_sleep=self._record_failure,
@@ -710,12 +727,14 @@ class _Run:
         return result
 
     def _record_failure(self, retry_state: RetryCallState) -> None:
-        step: PlannedStep = retry_state.args[0]
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        self._journal_attempt(retry_state.args[0], 1 + retry_state.attempt_number, exc)
+
+    def _journal_attempt(self, step: PlannedStep, attempt: int, exc: BaseException | None) -> None:
         self.emit(
             "attempt_failed",
             step.id,
-            attempt=retry_state.attempt_number,
+            attempt=attempt,
             error=f"{type(exc).__name__}: {exc}",
             transient=isinstance(exc, TransientProviderError),
         )
@@ -764,7 +783,7 @@ class _Run:
                     self.emit("compensation_started", step_id)
                 for attempt in Retrying(
                     stop=stop_after_attempt(step.retries + 1),
-                    wait=wait_exponential_jitter(initial=1, max=30),
+                    wait=wait_exponential(multiplier=FIRST_BACKOFF_S, max=30) + wait_random(0, 1),
                     retry=retry_if_exception_type(TransientProviderError),
                     sleep=self.options.sleep,
                     reraise=True,

@@ -28,7 +28,7 @@ MAX_IDLE_READERS = 256
 class _Write(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
     then: Callable[[T | None, BaseException | None], None] | None = None  # set for posted writes
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event | None = None  # set for writes that wait
     lead: bool = False  # woken to commit the next batch, not because it was committed
     done: bool = False
     result: T | None = None
@@ -126,7 +126,7 @@ class Store:
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction (shared with concurrent writes) and return its result
         once committed; an exception from ``fn`` undoes only ``fn``'s own changes and is raised."""
-        write: _Write[T] = _Write(fn)
+        write: _Write[T] = _Write(fn, wake=threading.Event())
         while True:
             writer = self._writer()
             with writer.lock:
@@ -137,6 +137,7 @@ class Store:
                 writer.writing = True
                 break
         if not lead:
+            assert write.wake is not None
             write.wake.wait()  # until committed, or handed the lead
         if not write.done:
             with writer.lock:
@@ -145,13 +146,13 @@ class Store:
             with writer.lock:  # hand over to a write that waits: the next commit is not our wait
                 following = next((w for w in writer.pending if w.then is None), None)
                 writer.writing = following is not None
-            if following is not None:
+            if following is not None and following.wake is not None:
                 following.lead = True
                 following.wake.set()
             for other in batch:
                 if other.then is not None:
                     other.then(other.result, other.error)
-                elif other is not write:
+                elif other is not write and other.wake is not None:
                     other.wake.set()
         if write.error is not None:
             raise write.error
