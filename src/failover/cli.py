@@ -29,7 +29,17 @@ from failover.errors import (
     RunbookError,
     ScenarioError,
 )
-from failover.executor import Approval, Options, RunResult, execute, resume, run_ids, run_state
+from failover.executor import (
+    EXIT_FAILED,
+    EXIT_REFUSED,
+    Approval,
+    Options,
+    RunResult,
+    execute,
+    resume,
+    run_ids,
+    run_state,
+)
 from failover.journal import Journal
 from failover.logs import configure as configure_logging
 from failover.plan import Plan, PlannedStep, Scenario
@@ -40,10 +50,7 @@ from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph
 from failover.report import REPORT_FORMATS, render_report, report_data
 from failover.runbook import load_runbook, runbook_json_schema
 
-EXIT_OK = 0
-EXIT_STEP_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
+EXIT_BAD_INPUT = 2  # the executor's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,7 +72,7 @@ def handle_errors(func: F) -> F:
         except (RunbookError, ScenarioError, PlanError, RegistryError, JournalError) as exc:
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
         except FailoverError as exc:
-            _fail(f"error: {exc}", EXIT_STEP_FAILED)
+            _fail(f"error: {exc}", EXIT_FAILED)
         return None
 
     return cast(F, wrapper)

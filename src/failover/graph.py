@@ -7,7 +7,7 @@ a failover proceeds, data before apps before traffic.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import networkx as nx
@@ -108,10 +108,3 @@ def longest_path(nodes: Iterable[tuple[N, Iterable[N], float]]) -> tuple[dict[N,
         end = via[end]
     path.reverse()
     return finish, path
-
-
-def service_critical_path(runbook: Runbook, weight: Callable[[str], float]) -> tuple[float, list[str]]:
-    """Length and services of the heaviest dependency chain, each service weighted by ``weight``."""
-    deps = dependencies(runbook)
-    finish, path = longest_path((name, deps[name], weight(name)) for name in stable_order(deps))
-    return (finish[path[-1]] if path else 0.0), path
