@@ -384,3 +384,24 @@ def test_a_compensation_done_just_before_a_crash_is_not_done_again(tmp_path: Pat
     assert [(e.step, e.data.get("recovered")) for e in recovered] == [("s1.move", True), ("s0.move", None)]
     compensations = [e.target for e in SimWorld(tmp_path).events() if e.op == "compensate"]
     assert compensations == ["t1", "t0"]
+
+
+def test_a_halted_run_resumes_forward_once_the_cause_is_fixed(tmp_path: Path) -> None:
+    plan = plan_from(
+        """
+        services:
+          a: {steps: [{id: x, action: sim.step, site: "${to}", with: {target: a}}]}
+          b:
+            depends_on: [a]
+            steps: [{id: y, action: sim.step, site: "${to}", retries: 0, with: {target: b, fail_attempts: 1}}]
+        """
+    )
+    halted = run(plan, tmp_path, on_failure="halt")
+    assert halted.status == "halted"
+    with pytest.raises(RefusedError, match="did not finish"):
+        run(plan, tmp_path)
+    resumed = resume(halted.run_id, tmp_path, quick())
+    assert (resumed.status, resumed.exit_code) == ("succeeded", 0)
+    assert SimWorld(tmp_path).values() == {"a": "west", "b": "west"}
+    assert kinds(tmp_path, halted.run_id, "a.x").count("step_started") == 1  # not run again
+    assert resume(halted.run_id, tmp_path, quick()).status == "succeeded"  # a finished run stays so

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
 from failover.errors import (
@@ -472,7 +473,9 @@ def status(run_id: str | None, state: Path | None, fmt: str) -> None:
 def resume_cmd(run_id: str, state: Path | None, fmt: str, **kwargs: Any) -> None:
     """Continue RUN_ID after its process died or it halted; steps in flight are verified first."""
     configure_logging()
-    result = resume(run_id, _state_dir(state), _options(**kwargs))
+    given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
+    options = _options(**kwargs)
+    result = resume(run_id, _state_dir(state), options, on_failure=options.on_failure if given else None)
     _print_result(result, fmt)
     sys.exit(result.exit_code)
 

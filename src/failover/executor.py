@@ -149,17 +149,20 @@ def resume(
     *,
     registry: Registry | None = None,
     rollback: bool = False,
+    on_failure: OnFailure | None = None,
 ) -> RunResult:
-    """Continue a run whose process died (or that halted), from what its journal says.
-
-    With ``rollback``, compensate what it completed instead of going forward.
+    """Continue a run whose process died, or that halted, from what its journal says: forward
+    (a failed step is tried again), or with ``rollback`` by compensating what it completed.
+    A run that ended otherwise is left as it is. ``on_failure`` replaces the recorded policy.
     """
     journal = Journal(Path(state_dir))
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
-    if state.finished and not (rollback and state.status == "halted"):
+    if state.finished and state.status != "halted":
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
     merged = _with_recorded(options, state.options or {})
+    if on_failure is not None:
+        merged = replace(merged, on_failure=on_failure)
     lease = _take_over(journal, run_id, _resources(plan), merged)
     run = _Run(plan, journal, lease, merged, registry or default_registry(), Path(state_dir))
     return run.start(resumed=state, rollback=rollback)
@@ -216,10 +219,10 @@ def _refuse_stale(plan: Plan, journal: Journal) -> None:
         state = RunState.replay(run_id, journal.events(run_id))
         if state.status == "succeeded":
             raise RefusedError(f"plan {plan.fingerprint[:12]}... was already applied by run {run_id}")
-        if not state.finished:
+        if not state.finished or state.status == "halted":
             raise RefusedError(
-                f"plan {plan.fingerprint[:12]}... has an unfinished run {run_id}: "
-                f"`failover resume {run_id}` or `failover rollback {run_id}`"
+                f"plan {plan.fingerprint[:12]}... has a run that did not finish, {run_id} "
+                f"({state.status}): `failover resume {run_id}` or `failover rollback {run_id}`"
             )
 
 
