@@ -405,3 +405,32 @@ def test_a_halted_run_resumes_forward_once_the_cause_is_fixed(tmp_path: Path) ->
     assert SimWorld(tmp_path).values() == {"a": "west", "b": "west"}
     assert kinds(tmp_path, halted.run_id, "a.x").count("step_started") == 1  # not run again
     assert resume(halted.run_id, tmp_path, quick()).status == "succeeded"  # a finished run stays so
+
+
+def test_actions_run_in_the_placement_the_plan_describes(tmp_path: Path) -> None:
+    from failover.planner import make_plan
+    from failover.providers.base import Check, CheckResult, Context, Params, Placement, Provider, Registry
+    from failover.providers.sim import PROVIDER as SIM
+    from failover.runbook import parse_runbook
+    from tests.conftest import SITES
+
+    class Where(Check[Params]):
+        """Report the region the check runs in."""
+
+        name = "aws.test.where"
+        params_model = Params
+        cloud = "aws"
+
+        def describe(self, params: Params, where: Placement) -> str:
+            return f"Say where {where.phrase()}"
+
+        def run(self, ctx: Context, params: Params) -> CheckResult:
+            return CheckResult(True, ctx.placement.region, "here")
+
+    registry = Registry([SIM, Provider("test", checks=(Where(),))])
+    text = SITES + 'services:\n  a:\n    preflight: [{id: where, check: aws.test.where, site: "${to}"}]\n'
+    plan = make_plan(parse_runbook(text, "r.yaml", registry), from_="east", to="west", registry=registry)
+    result = execute(plan, tmp_path, quick(), registry=registry)
+    assert result.ok
+    seen = next(e for e in events(tmp_path, result.run_id) if e.kind == "check_passed")
+    assert seen.data["observed"] == "us-west-2"

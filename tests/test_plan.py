@@ -107,3 +107,27 @@ def test_an_inconsistent_plan_is_refused_even_with_a_matching_fingerprint(plan: 
     doc["fingerprint"] = fingerprint_of(doc)
     with pytest.raises(PlanError, match="not an earlier step"):
         Plan.from_json(json.dumps(doc))
+
+
+def test_the_plan_describes_the_sites_it_acts_on(write_runbook) -> None:  # type: ignore[no-untyped-def]
+    from failover.executor import Options, execute
+    from failover.runbook import load_runbook
+
+    path = write_runbook('services:\n  a: {steps: [{id: x, action: sim.step, site: "${to}"}]}\n')
+    plan = make_plan(load_runbook(path), from_="east", to="west")
+    assert [s.name for s in plan.sites] == ["west"]
+    assert plan.sites[0].aws == {
+        "region": "us-west-2",
+        "profile": None,
+        "role_arn": None,
+        "endpoint_url": None,
+    }
+    assert plan.sites[0].gcp == {"project": "p", "region": "us-west1", "endpoint": None}
+    doc = json.loads(plan.to_json())
+    doc["sites"] = []
+    from failover.plan import fingerprint_of
+
+    doc.pop("fingerprint")
+    doc["fingerprint"] = fingerprint_of(doc)
+    assert Plan.from_json(json.dumps(doc)).sites == ()  # older shape without sites still loads
+    assert execute(plan, path.parent / "state", Options(sleep=lambda _s: None)).ok

@@ -393,11 +393,25 @@ class _Run:
         return Context(
             run_id=self.lease.run_id,
             step_id=step_id,
-            placement=Placement(site=site, cloud=action_cloud),
+            placement=self._placement(site, action_cloud),
             state_dir=self.state_dir,
             sleep=self.options.sleep,
             clock=self.options.clock,
             extras={"sim_speed": self.options.sim_speed},
+        )
+
+    def _placement(self, site: str, cloud: str | None) -> Placement:
+        """The site's placement for ``cloud``, from the plan's own description of its sites."""
+        spec = self.plan.sites_by_name.get(site)
+        where = getattr(spec, cloud, None) if spec is not None and cloud in ("aws", "gcp") else None
+        if not isinstance(where, dict):
+            return Placement(site=site, cloud=cloud)
+        region, project = where.get("region"), where.get("project")
+        return Placement(
+            site=site,
+            cloud=cloud,
+            region=region if isinstance(region, str) else None,
+            project=project if isinstance(project, str) else None,
         )
 
     # --- preflight -----------------------------------------------------------------------------

@@ -99,6 +99,15 @@ class ServiceSummary(NamedTuple):
     predicted_s: float = 0.0
 
 
+class PlannedSite(NamedTuple):
+    """Where the clouds run at a site the plan acts on, as the runbook said when it was planned:
+    the plan alone is enough to reach them."""
+
+    name: str
+    aws: dict[str, JsonValue] | None = None
+    gcp: dict[str, JsonValue] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RunbookRef:
     """Which runbook, exactly, the plan was made from."""
@@ -123,6 +132,7 @@ class Plan:
     rto_target_s: float | None = None
     critical_path: tuple[str, ...] = ()
     services: tuple[ServiceSummary, ...] = ()
+    sites: tuple[PlannedSite, ...] = ()
     warnings: tuple[str, ...] = ()
     version: Literal[1] = field(default=PLAN_VERSION)
 
@@ -139,6 +149,7 @@ class Plan:
             "rto_target_s": self.rto_target_s,
             "critical_path": list(self.critical_path),
             "services": [_plain(s) for s in self.services],
+            "sites": [_plain(s) for s in self.sites],
             "warnings": list(self.warnings),
         }
 
@@ -150,6 +161,10 @@ class Plan:
     @cached_property
     def steps_by_id(self) -> dict[str, PlannedStep]:
         return {step.id: step for step in self.steps}
+
+    @cached_property
+    def sites_by_name(self) -> dict[str, PlannedSite]:
+        return {site.name: site for site in self.sites}
 
     def to_json(self) -> str:
         """The plan file: content plus fingerprint, one step or check per line."""
@@ -240,6 +255,10 @@ def _inconsistency(plan: Plan) -> str | None:
         unknown = [s for s in listed if s not in ids]
         if unknown:
             return f"{name} names steps that are not in the plan: {unknown}"
+    named = {site.name for site in plan.sites}
+    unplaced = sorted(({s.site for s in plan.steps} | {c.site for c in plan.preflight}) - named)
+    if plan.sites and unplaced:
+        return f"steps run at sites the plan does not describe: {unplaced}"
     checks = [c.id for c in plan.preflight]
     if len(set(checks)) != len(checks):
         return "duplicate preflight check ids"

@@ -19,6 +19,7 @@ from failover.plan import (
     PermissionDoc,
     Plan,
     PlannedCheck,
+    PlannedSite,
     PlannedStep,
     RunbookRef,
     Scenario,
@@ -94,6 +95,16 @@ class _Planner:
         )
         predicted = max(finish.values(), default=0.0)
         services = self._summaries(order, steps, finish, terminals)
+        used = {s.site for s in steps} | {c.site for c in preflight}
+        sites = tuple(
+            PlannedSite(
+                name,
+                None if spec.aws is None else spec.aws.model_dump(mode="json"),
+                None if spec.gcp is None else spec.gcp.model_dump(mode="json"),
+            )
+            for name, spec in runbook.sites.items()
+            if name in used
+        )
         return Plan(
             runbook=RunbookRef(name=runbook.name, sha256=runbook.sha256, path=runbook.path),
             scenario=scenario,
@@ -104,6 +115,7 @@ class _Planner:
             rto_target_s=runbook.rto,
             critical_path=tuple(path),
             services=services,
+            sites=sites,
             warnings=self._warnings(predicted, services, steps, preflight),
         )
 
