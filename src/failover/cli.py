@@ -41,7 +41,7 @@ from failover.executor import (
     run_ids,
     run_state,
 )
-from failover.journal import Journal
+from failover.journal import Journal, RunState
 from failover.logs import configure as configure_logging
 from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
@@ -504,7 +504,8 @@ def report(run_id: str, state: Path | None, fmt: str, output: Path | None) -> No
     state_dir = _state_dir(state)
     journal = Journal(state_dir)
     plan = journal.run_plan(run_id)
-    data = report_data(plan, run_state(state_dir, run_id), journal.events(run_id))
+    events = journal.events(run_id)
+    data = report_data(plan, RunState.replay(run_id, events), events)
     _emit(render_report(data, fmt), output)  # type: ignore[arg-type]
 
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 import threading
@@ -207,8 +208,6 @@ def _refuse_stale(plan: Plan, journal: Journal) -> None:
     if plan.runbook.path:
         path = Path(plan.runbook.path)
         if path.exists():
-            import hashlib
-
             now = hashlib.sha256(path.read_bytes()).hexdigest()
             if now != plan.runbook.sha256:
                 raise RefusedError(
@@ -826,7 +825,7 @@ def run_ids(state_dir: str | Path) -> list[str]:
 
 def run_state(state_dir: str | Path, run_id: str) -> RunState:
     journal = Journal(Path(state_dir))
-    journal.run_plan(run_id)  # raises JournalError for an unknown run
+    journal.fingerprint_of(run_id)  # JournalError for an unknown run
     return RunState.replay(run_id, journal.events(run_id))
 
 

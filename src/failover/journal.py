@@ -143,19 +143,24 @@ class Journal:
             )
         )
 
-    def run_plan(self, run_id: str) -> Plan:
-        """The plan a run executes, exactly as it was when the run started."""
+    def fingerprint_of(self, run_id: str) -> str:
+        """The fingerprint of the plan a run executes; JournalError for an unknown run."""
         rows = self.store.read("SELECT fingerprint FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             known = ", ".join(r[0] for r in self.runs()[-5:]) or "none"
             raise JournalError(f"no run {run_id!r} in {self.state_dir} (latest runs: {known})")
-        path = self.state_dir / "plans" / f"{rows[0][0]}.json"
+        return str(rows[0][0])
+
+    def run_plan(self, run_id: str) -> Plan:
+        """The plan a run executes, exactly as it was when the run started."""
+        fingerprint = self.fingerprint_of(run_id)
+        path = self.state_dir / "plans" / f"{fingerprint}.json"
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise JournalError(f"run {run_id}: its plan {path} cannot be read: {exc.strerror}") from None
         plan = Plan.from_json(text, where=str(path))
-        if plan.fingerprint != rows[0][0]:
+        if plan.fingerprint != fingerprint:
             raise JournalError(f"run {run_id}: {path} is not the plan the run started with")
         return plan
 
