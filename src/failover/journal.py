@@ -178,7 +178,7 @@ class Journal:
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
     ) -> Event:
         """Write one event, durably, if and only if ``lease`` is still held with its fencing token."""
-        return self.store.run(self._writer(lease, kind, step, data))
+        return self.store.add(_insert_events, self._pending(lease, kind, step, data))
 
     def post(
         self,
@@ -191,36 +191,18 @@ class Journal:
         """Queue an event that no side effect waits for (a step's success, say): it becomes
         durable with the next event that is appended, which every side effect waits for, so the
         journal's order and the write-ahead rule hold."""
-        self.store.post(self._writer(lease, kind, step, data), then)
+        self.store.post_item(_insert_events, self._pending(lease, kind, step, data), then)
 
     def flush(self) -> None:
         self.store.flush()
 
-    def _writer(
+    def _pending(
         self, lease: Lease, kind: str, step: str | None, data: Mapping[str, object] | None
-    ) -> Callable[[sqlite3.Connection], Event]:
+    ) -> _Pending:
         payload = dict(data or {})
         encoded = json.dumps(payload, sort_keys=True, default=str)
         at = self.clock()  # when it happened, not when it was committed
-
-        def write(db: sqlite3.Connection) -> Event:
-            now = self.clock()
-            held = db.execute(
-                "SELECT COUNT(*) FROM leases WHERE run_id = ? AND token = ? AND expires_at > ?",
-                (lease.run_id, lease.token, now),
-            ).fetchone()[0]
-            if held != len(lease.resources):
-                raise LeaseLostError(
-                    f"run {lease.run_id}: its lease expired or was taken over (fencing token "
-                    f"{lease.token} is stale); event {kind!r} was not written"
-                )
-            cur = db.execute(
-                "INSERT INTO events (run_id, at, kind, step, data, token) VALUES (?, ?, ?, ?, ?, ?)",
-                (lease.run_id, at, kind, step, encoded, lease.token),
-            )
-            return Event(int(cur.lastrowid or 0), lease.run_id, at, kind, step, payload)
-
-        return write
+        return _Pending(lease, at, kind, step, payload, encoded, self.clock)
 
     def events(self, run_id: str) -> list[Event]:
         rows = self.store.read(
@@ -286,12 +268,16 @@ class Journal:
 
         def extend(db: sqlite3.Connection) -> Lease:
             now = self.clock()
-            cur = db.execute(
-                "UPDATE leases SET expires_at = ? WHERE run_id = ? AND token = ? AND expires_at > ?",
-                (now + ttl, lease.run_id, lease.token, now),
-            )
-            if cur.rowcount != len(lease.resources):
+            held = db.execute(
+                "SELECT COUNT(*) FROM leases WHERE run_id = ? AND token = ? AND expires_at > ?",
+                (lease.run_id, lease.token, now),
+            ).fetchone()[0]
+            if held != len(lease.resources):  # checked before writing: a renewal is all or nothing
                 raise LeaseLostError(f"run {lease.run_id}: lease lost before renewal (token {lease.token})")
+            db.execute(
+                "UPDATE leases SET expires_at = ? WHERE run_id = ? AND token = ?",
+                (now + ttl, lease.run_id, lease.token),
+            )
             return Lease(lease.run_id, lease.owner, lease.token, lease.resources, now + ttl)
 
         return self.store.run(extend)
@@ -302,6 +288,59 @@ class Journal:
                 "DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token)
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """An event on its way to the journal."""
+
+    lease: Lease
+    at: float
+    kind: str
+    step: str | None
+    payload: dict[str, object]
+    encoded: str
+    clock: Callable[[], float]
+
+
+_ROWS_PER_INSERT = 500
+
+
+def _insert_events(db: sqlite3.Connection, events: list[_Pending]) -> list[Event]:
+    """Write events whose leases are all still held (fencing: else nothing is written), a few
+    hundred rows per statement."""
+    for lease in {e.lease for e in events}:
+        if not _holds(db, lease, events[0].clock()):
+            kinds = ", ".join(sorted({repr(e.kind) for e in events if e.lease == lease}))
+            raise LeaseLostError(
+                f"run {lease.run_id}: its lease expired or was taken over (fencing token "
+                f"{lease.token} is stale); event {kinds} was not written"
+            )
+    written: list[Event] = []
+    for first in range(0, len(events), _ROWS_PER_INSERT):
+        chunk = events[first : first + _ROWS_PER_INSERT]
+        db.execute(
+            "INSERT INTO events (run_id, at, kind, step, data, token) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            [v for e in chunk for v in (e.lease.run_id, e.at, e.kind, e.step, e.encoded, e.lease.token)],
+        )
+        last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        written += [
+            Event(last - len(chunk) + 1 + n, e.lease.run_id, e.at, e.kind, e.step, e.payload)
+            for n, e in enumerate(chunk)
+        ]
+    return written
+
+
+def _holds(db: sqlite3.Connection, lease: Lease, now: float) -> bool:
+    """Whether ``lease`` is still held: one row tells. Every resource of a lease is taken, renewed
+    and expires together (renewals are all or nothing), and another run may take a resource only
+    once it expired, so the first resource's row stands for all of them."""
+    row = db.execute(
+        "SELECT 1 FROM leases WHERE resource = ? AND run_id = ? AND token = ? AND expires_at > ?",
+        (lease.resources[0], lease.run_id, lease.token, now),
+    ).fetchone()
+    return row is not None
 
 
 def _stamp(at: float) -> str:

@@ -4,7 +4,9 @@ group commit, pooled readers, WAL, and the durability the caller asks for.
 Writes are functions of a connection, run by :meth:`Store.run`. The writes waiting when a
 transaction starts go into it together and share one commit (a failing write does not undo the
 others): with ``synchronous=FULL`` each write still waits for a
-durable commit, but parallel writers share fsyncs instead of queueing for one each.
+durable commit, but parallel writers share fsyncs instead of queueing for one each. Writes of
+one kind (rows for the same table, say) can also share their statements: :meth:`Store.add`
+hands every waiting item of a kind to one function call.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+Group = Callable[[sqlite3.Connection, list[Item]], list[T]]
+"""Writes a list of items in one go and returns one result per item (or raises for all)."""
 Key = tuple[str, int, str]
 
 MAX_OPEN = 32
@@ -26,10 +31,12 @@ MAX_IDLE_READERS = 256
 
 @dataclass
 class _Write(Generic[T]):
-    fn: Callable[[sqlite3.Connection], T]
+    fn: Callable[[sqlite3.Connection], T] | None
     then: Callable[[T | None, BaseException | None], None] | None = None  # set for posted writes
     wake: threading.Event | None = None  # set for writes that wait
     lead: bool = False  # woken to commit the next batch, not because it was committed
+    group: Group[Any, T] | None = None  # with ``item``: a write that shares a call with its kind
+    item: Any = None
     done: bool = False
     result: T | None = None
     error: BaseException | None = None
@@ -112,11 +119,25 @@ class Store:
         """Queue ``fn`` without waiting: it is committed with the next write that waits (in
         order: a write that waits is committed together with, or after, everything posted before
         it), and then ``then(result, error)`` is called by the committing thread."""
+        self._queue(_Write(fn, then))
+
+    def post_item(
+        self, group: Group[Item, T], item: Item, then: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        """Like :meth:`post`, for an item that ``group`` writes with the others of its kind."""
+        self._queue(_Write(None, then, group=group, item=item))
+
+    def add(self, group: Group[Item, T], item: Item) -> T:
+        """Like :meth:`run`: ``item`` is written by one call of ``group`` with every other item of
+        that group waiting next to it in the transaction (one statement for many rows)."""
+        return self._wait(_Write(None, wake=threading.Event(), group=group, item=item))
+
+    def _queue(self, write: _Write[Any]) -> None:
         while True:
             writer = self._writer()
             with writer.lock:
                 if not writer.closed:
-                    writer.pending.append(_Write(fn, then))
+                    writer.pending.append(write)
                     return
 
     def flush(self) -> None:
@@ -126,7 +147,9 @@ class Store:
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction (shared with concurrent writes) and return its result
         once committed; an exception from ``fn`` undoes only ``fn``'s own changes and is raised."""
-        write: _Write[T] = _Write(fn, wake=threading.Event())
+        return self._wait(_Write(fn, wake=threading.Event()))
+
+    def _wait(self, write: _Write[T]) -> T:
         while True:
             writer = self._writer()
             with writer.lock:
@@ -160,33 +183,39 @@ class Store:
 
 
 def _commit(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
-    """Commit the batch in one transaction. Write functions raise before they change anything
-    (they check, then write); if one raises anyway, the batch is undone and each write is run
-    again in its own transaction, so one failure never undoes another write."""
+    """Commit the batch in one transaction. If a write raises, the batch is undone and each
+    write is run again in its own transaction, so one failure never undoes another write, and a
+    write that raises leaves nothing behind."""
     try:
-        if not _transaction(conn, batch, stop_on_error=True) and len(batch) > 1:
+        if not _transaction(conn, batch) and len(batch) > 1:
             for write in batch:
                 write.error = None
-                _transaction(conn, [write], stop_on_error=False)
+                _transaction(conn, [write])
     finally:
         for write in batch:
             write.done = True
 
 
-def _transaction(conn: sqlite3.Connection, batch: list[_Write[Any]], *, stop_on_error: bool) -> bool:
-    """Run the writes in one transaction; False if one raised (and, with stop_on_error, nothing
-    was kept)."""
+def _transaction(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> bool:
+    """Run the writes in one transaction; False if one raised (and then nothing was kept)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for write in batch:
+            for writes in _runs(batch):
                 try:
-                    write.result = write.fn(conn)
+                    if writes[0].fn is not None:
+                        writes[0].result = writes[0].fn(conn)
+                    else:
+                        assert writes[0].group is not None
+                        for write, result in zip(
+                            writes, writes[0].group(conn, [w.item for w in writes]), strict=True
+                        ):
+                            write.result = result
                 except Exception as exc:
-                    write.error = exc
-                    if stop_on_error:
-                        conn.execute("ROLLBACK")
-                        return False
+                    for write in writes:
+                        write.error = exc
+                    conn.execute("ROLLBACK")
+                    return False
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -195,3 +224,14 @@ def _transaction(conn: sqlite3.Connection, batch: list[_Write[Any]], *, stop_on_
         for write in batch:
             write.error = write.error or exc
     return all(write.error is None for write in batch)
+
+
+def _runs(batch: list[_Write[Any]]) -> list[list[_Write[Any]]]:
+    """The batch in order, as single writes and runs of items of the same group."""
+    runs: list[list[_Write[Any]]] = []
+    for write in batch:
+        if write.group is not None and runs and runs[-1][0].group == write.group:
+            runs[-1].append(write)
+        else:
+            runs.append([write])
+    return runs
