@@ -95,9 +95,21 @@ def test_runbook_reference_documents_every_field() -> None:
         Site,
         StepSpec,
     )
+    from failover.sandbox import spec
 
     doc = (ROOT / "docs" / "runbook-reference.md").read_text(encoding="utf-8")
-    for model in (Runbook, Site, AwsPlacement, GcpPlacement, Defaults, Service, StepSpec, CheckSpec):
+    sandbox = [m for m in vars(spec).values() if isinstance(m, type) and issubclass(m, spec._Spec)]
+    for model in (
+        Runbook,
+        Site,
+        AwsPlacement,
+        GcpPlacement,
+        Defaults,
+        Service,
+        StepSpec,
+        CheckSpec,
+        *sandbox,
+    ):
         for name, field in model.model_fields.items():
             assert f"`{field.alias or name}`" in doc or f"`aws.{name}`" in doc or f"`gcp.{name}`" in doc, (
                 f"{model.__name__}.{field.alias or name} is not in docs/runbook-reference.md"

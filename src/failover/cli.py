@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 a step failed; 2 bad input; 3 refused for safety.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import json
@@ -12,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from failover.errors import (
     RefusedError,
     RegistryError,
     RunbookError,
+    SandboxError,
     ScenarioError,
 )
 from failover.executor import (
@@ -50,6 +53,7 @@ from failover.providers import default_registry
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
 from failover.report import REPORT_FORMATS, render_report, report_data
 from failover.runbook import load_runbook, runbook_json_schema
+from failover.sandbox import Sandbox
 
 EXIT_BAD_INPUT = 2  # the executor's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3
 
@@ -70,7 +74,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except RefusedError as exc:
             _fail(f"refused: {exc}", EXIT_REFUSED)
-        except (RunbookError, ScenarioError, PlanError, RegistryError, JournalError) as exc:
+        except (RunbookError, ScenarioError, PlanError, RegistryError, JournalError, SandboxError) as exc:
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
         except FailoverError as exc:
             _fail(f"error: {exc}", EXIT_FAILED)
@@ -389,6 +393,11 @@ def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the Markdown report here (default: print it, unless --format json).",
 )
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Run against embedded clouds on 127.0.0.1, made from the runbook's sandbox: section.",
+)
 @run_options
 @handle_errors
 def drill(
@@ -401,27 +410,35 @@ def drill(
     report_file: Path | None,
     state: Path | None,
     fmt: str,
+    sandbox: bool,
     **kwargs: Any,
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
+    legs = [make_plan(rb, leg) for leg in ([scenario, scenario.reverse()] if failback else [scenario])]
     options = _options(**kwargs)
     state_dir = _state_dir(state)
     reports = []
-    result = None
-    for leg in [scenario, scenario.reverse()] if failback else [scenario]:
-        planned = make_plan(rb, leg)
-        result = _execute(planned, state_dir, options)
-        _print_result(result, fmt)
-        reports.append(
-            render_report(
-                report_data(planned, result.state, Journal(state_dir).events(result.run_id)), "markdown"
+    with contextlib.ExitStack() as stack:
+        box = stack.enter_context(Sandbox(rb)) if sandbox else None
+        if box is not None:
+            options = replace(options, overrides=box.overrides())
+            if state is None:  # a fresh world each time: its runs are not the real ones
+                state_dir = state_dir / "sandbox" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            click.echo(f"sandbox: {box.describe()}; state in {state_dir}", err=True)
+        for planned in legs:
+            result = _execute(planned, state_dir, options)
+            _print_result(result, fmt)
+            reports.append(
+                render_report(
+                    report_data(planned, result.state, Journal(state_dir).events(result.run_id)), "markdown"
+                )
             )
-        )
-        if not result.ok:
-            break
-    assert result is not None
+            if not result.ok:
+                break
+        if box is not None and failback and result.ok:
+            click.echo(f"sandbox: {box.compare_with_start()}", err=True)
     if report_file is not None or fmt == "text":
         _emit("\n".join(reports), report_file)
     sys.exit(result.exit_code)

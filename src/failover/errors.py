@@ -12,6 +12,7 @@ catch one class. The tree::
     |   +-- LeaseHeldError           another run holds the lock on an overlapping scope
     +-- LeaseLostError               a run's lease expired or was taken over: it may not write any more
     +-- JournalError            the journal cannot be opened or does not have the run asked for
+    +-- SandboxError            the embedded clouds could not start or build what the runbook declares
     +-- ProviderError           a provider call failed and retrying will not help
         +-- TransientProviderError   a provider call failed in a way worth retrying
 """
@@ -85,3 +86,7 @@ class LeaseLostError(FailoverError):
 
 class JournalError(FailoverError):
     """The journal cannot be opened or read, or does not have the run asked for."""
+
+
+class SandboxError(FailoverError):
+    """The sandbox could not start, or could not create a resource the runbook's sandbox: declares."""

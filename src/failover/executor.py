@@ -49,7 +49,7 @@ from failover.errors import (
 from failover.journal import Event, Journal, Lease, RunState, StepRecord
 from failover.plan import Plan, PlannedCheck, PlannedStep
 from failover.providers import default_registry
-from failover.providers.base import Context, Placement, Registry
+from failover.providers.base import ClientCache, Context, Permission, Placement, Registry
 from failover.redact import redact
 
 log = structlog.get_logger("failover.executor")
@@ -107,6 +107,8 @@ class Options:
     clock: Callable[[], float] = time.monotonic
     who: str = "failover"
     sim_speed: float = 1.0  # simulated latencies run this many times faster (drills and demos)
+    overrides: Mapping[str, Mapping[str, JsonValue]] = field(default_factory=dict)
+    """Per cloud, settings that replace the sites' own (``{"aws": {"endpoint_url": ...}}``)."""
 
     def journaled(self) -> dict[str, object]:
         """The options worth recording in run_started (and reused on resume)."""
@@ -289,6 +291,8 @@ class _Run:
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
         self.retryers: dict[tuple[int, float], Retrying] = {}
+        self.clients = ClientCache()
+        self.needs: dict[tuple[str, str], tuple[Permission, ...]] = {}  # permissions per site, cloud
 
     # --- journal -------------------------------------------------------------------------------
 
@@ -389,28 +393,56 @@ class _Run:
         return RunResult(self.lease.run_id, status, code, message, state)
 
     def _context(self, step_id: str, site: str, action_cloud: str | None) -> Context:
+        settings = self._settings(site, action_cloud)
+        region, project = settings.get("region"), settings.get("project")
         return Context(
             run_id=self.lease.run_id,
             step_id=step_id,
-            placement=self._placement(site, action_cloud),
+            placement=Placement(
+                site=site,
+                cloud=action_cloud,
+                region=region if isinstance(region, str) else None,
+                project=project if isinstance(project, str) else None,
+            ),
             state_dir=self.state_dir,
             sleep=self.options.sleep,
             clock=self.options.clock,
             extras={"sim_speed": self.options.sim_speed},
+            settings=settings,
+            clients=self.clients,
+            permissions=self._permissions(site, action_cloud),
         )
 
-    def _placement(self, site: str, cloud: str | None) -> Placement:
-        """The site's placement for ``cloud``, from the plan's own description of its sites."""
+    def _settings(self, site: str, cloud: str | None) -> dict[str, JsonValue]:
+        """The site's placement for ``cloud``, from the plan's own description of its sites, with
+        the run's overrides."""
         spec = self.plan.sites_by_name.get(site)
         where = getattr(spec, cloud, None) if spec is not None and cloud in ("aws", "gcp") else None
-        if not isinstance(where, dict):
-            return Placement(site=site, cloud=cloud)
-        region, project = where.get("region"), where.get("project")
-        return Placement(
-            site=site,
-            cloud=cloud,
-            region=region if isinstance(region, str) else None,
-            project=project if isinstance(project, str) else None,
+        if not isinstance(where, dict) or cloud is None:
+            return {}
+        return {**where, **self.options.overrides.get(cloud, {})}
+
+    def _permissions(self, site: str, cloud: str | None) -> tuple[Permission, ...]:
+        """What the plan's steps and checks at ``site`` need in ``cloud``."""
+        if cloud is None:
+            return ()
+        found = self.needs.get((site, cloud))
+        if found is None:
+            found = self.needs[(site, cloud)] = self._needed(site, cloud)
+        return found
+
+    def _needed(self, site: str, cloud: str) -> tuple[Permission, ...]:
+        items: tuple[PlannedCheck | PlannedStep, ...] = (*self.plan.preflight, *self.plan.steps)
+        return tuple(
+            sorted(
+                {
+                    Permission(p.cloud, p.action, p.resource)
+                    for item in items
+                    if item.site == site
+                    for p in item.permissions
+                    if p.cloud == cloud
+                }
+            )
         )
 
     # --- preflight -----------------------------------------------------------------------------

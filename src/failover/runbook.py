@@ -31,6 +31,7 @@ from failover.durations import Duration
 from failover.errors import Problem, RunbookError, ScenarioError
 from failover.providers import default_registry
 from failover.providers.base import AnyAction, AnyCheck, Placement, Registry
+from failover.sandbox.spec import Sandbox
 from failover.source import PathPart, Source, format_path, parse_yaml
 from failover.templating import Lookup, TemplateError, references, render, unresolved
 
@@ -151,6 +152,7 @@ class _Header(_Model):
     sites: dict[Name, Site]
     defaults: Defaults = Field(default_factory=Defaults)
     rto: Duration | None = Field(None, description="Target RTO of the whole failover.")
+    sandbox: Sandbox | None = Field(None, description="Resources a --sandbox drill creates first.")
 
 
 class Runbook(_Header):
@@ -438,6 +440,13 @@ class _Validator:
                 ("sites",),
                 f"expected at least 2 sites to fail over between, found {len(header.sites)}",
             )
+        aws = header.sandbox.aws if header.sandbox is not None else None
+        for path, site in aws.sites() if aws is not None else ():
+            where = ("sandbox", "aws", *path)
+            if site not in header.sites:
+                self.add(where, f"unknown site {site!r}{_did_you_mean(site, set(header.sites))}")
+            elif header.sites[site].aws is None:
+                self.add(where, f"site {site!r} has no aws placement (region) for a sandbox AWS resource")
 
     def _check_graph(self, services: dict[str, Service]) -> None:
         graph = nx.DiGraph()

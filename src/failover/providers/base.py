@@ -8,6 +8,7 @@ and compensates (or says it cannot). A check answers one read-only question.
 from __future__ import annotations
 
 import difflib
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -66,9 +67,36 @@ class CheckResult:
     message: str = ""
 
 
+T = TypeVar("T")
+
+
+class ClientCache:
+    """Clients and sessions shared by the steps of one run (one boto3 Session per site, say):
+    made once, on first use, by whichever step needs them first."""
+
+    def __init__(self) -> None:
+        self._items: dict[object, object] = {}
+        self._lock = threading.RLock()  # making a client may need a session first
+
+    def get(self, key: object, make: Callable[[], T]) -> T:
+        found = self._items.get(key)
+        if found is None:
+            with self._lock:
+                found = self._items.get(key)
+                if found is None:
+                    found = self._items[key] = make()
+        return found  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Context:
-    """What an action or check may use while it runs; clients and time come from here, never globals."""
+    """What an action or check may use while it runs; clients and time come from here, never globals.
+
+    ``settings`` is the site's placement for the action's cloud as the plan gives it (region,
+    profile, role_arn, endpoint_url for AWS; project, region, endpoint for GCP), with any
+    override of the run (the sandbox points every site at itself). ``permissions`` is what the
+    whole plan needs at this site, for checks that verify the caller may do it all.
+    """
 
     run_id: str
     step_id: str
@@ -78,6 +106,9 @@ class Context:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     extras: Mapping[str, object] = field(default_factory=dict)
+    settings: Mapping[str, JsonValue] = field(default_factory=dict)
+    clients: ClientCache = field(default_factory=ClientCache)
+    permissions: tuple[Permission, ...] = ()
 
     @property
     def idempotency_token(self) -> str:

@@ -1,0 +1,73 @@
+"""IAM: may the caller do everything the plan needs? (iam:SimulatePrincipalPolicy)"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+
+from failover.providers.aws._client import aws_errors, client
+from failover.providers.base import Check, CheckResult, Context, Params, Placement
+
+
+class PermissionsParams(Params):
+    principal_arn: str | None = Field(
+        None, description="Principal to simulate; default: the caller (an assumed role's role)."
+    )
+
+
+def principal_of(caller_arn: str) -> str:
+    """The IAM principal behind a caller ARN: an assumed-role session's role, else the ARN itself."""
+    found = re.fullmatch(r"arn:(aws[\w-]*):sts::(\d+):assumed-role/(.+)/[^/]+", caller_arn)
+    if found:
+        partition, account, role = found.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    return caller_arn
+
+
+class PermissionsCheck(Check[PermissionsParams]):
+    """Pass when the caller is allowed every AWS permission the plan needs at this site."""
+
+    name = "aws.permissions"
+    cloud = "aws"
+    params_model = PermissionsParams
+    default_estimate_s = 3.0
+    permission_names = ("iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity")
+
+    def describe(self, params: PermissionsParams, where: Placement) -> str:
+        who = params.principal_arn or "the caller"
+        return f"Check that {who} may perform every AWS action of the plan {where.phrase()}"
+
+    def run(self, ctx: Context, params: PermissionsParams) -> CheckResult:
+        needed = [p for p in ctx.permissions if p.cloud == "aws"]
+        if not needed:
+            return CheckResult(True, [], "the plan needs no AWS permission at this site")
+        principal = params.principal_arn
+        if principal is None:
+            with aws_errors(ctx, "the caller's identity"):
+                principal = principal_of(client(ctx, "sts").get_caller_identity()["Arn"])
+        denied: list[str] = []
+        by_resource: dict[str, list[str]] = {}
+        for p in needed:
+            by_resource.setdefault(p.resource, []).append(p.action)
+        iam = client(ctx, "iam")
+        with aws_errors(ctx, f"policy simulation of {principal}"):
+            for resource, actions in sorted(by_resource.items()):
+                for first in range(0, len(actions), 100):
+                    pages = iam.get_paginator("simulate_principal_policy").paginate(
+                        PolicySourceArn=principal,
+                        ActionNames=sorted(set(actions[first : first + 100])),
+                        ResourceArns=[resource],
+                    )
+                    for page in pages:
+                        denied += [
+                            f"{r['EvalActionName']} on {resource} ({r['EvalDecision']})"
+                            for r in page["EvaluationResults"]
+                            if r["EvalDecision"] != "allowed"
+                        ]
+        message = (
+            f"{principal} may do all {len(needed)} permission(s)"
+            if not denied
+            else (f"{principal} may not: " + "; ".join(denied))
+        )
+        return CheckResult(not denied, {"principal": principal, "denied": [*denied]}, message)

@@ -1,0 +1,335 @@
+"""RDS and Aurora: moving the writer of a global database, promoting replicas, and RPO checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field, JsonValue, model_validator
+
+from failover.durations import Duration, format_duration
+from failover.errors import ProviderError
+from failover.providers.aws._client import aws_errors, client, wait_until
+from failover.providers.base import Action, Check, CheckResult, Context, Params, Permission, Placement
+
+
+def _cluster(ctx: Context, cluster: str) -> dict[str, Any]:
+    with aws_errors(ctx, f"DB cluster {cluster}"):
+        return dict(client(ctx, "rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0])
+
+
+def _instance(ctx: Context, instance: str) -> dict[str, Any]:
+    with aws_errors(ctx, f"DB instance {instance}"):
+        return dict(client(ctx, "rds").describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0])
+
+
+def _global(ctx: Context, name: str) -> dict[str, Any]:
+    with aws_errors(ctx, f"global cluster {name}"):
+        found = client(ctx, "rds").describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"]
+    if not found:
+        raise ProviderError(f"global cluster {name} at {ctx.placement.site}: not found")
+    return dict(found[0])
+
+
+def _writer_arn(global_cluster: dict[str, Any]) -> str | None:
+    return next(
+        (m["DBClusterArn"] for m in global_cluster.get("GlobalClusterMembers", []) if m.get("IsWriter")), None
+    )
+
+
+class GlobalWriterParams(Params):
+    global_cluster: str = Field(description="Aurora global database identifier.")
+    target_cluster: str = Field(description="Cluster (in the step's site) to make the writer.")
+    wait_timeout: Duration = Field(1800.0, description="How long to wait for the target to be the writer.")
+
+
+class _MoveGlobalWriter(Action[GlobalWriterParams]):
+    reversible = False
+    cloud = "aws"
+    params_model = GlobalWriterParams
+    default_estimate_s = 300.0
+    api = ""  # the RDS operation
+    iam = ""
+
+    def permissions(self, params: GlobalWriterParams, where: Placement) -> list[Permission]:
+        region = where.region or "*"
+        return [
+            Permission(
+                "aws", "rds:DescribeDBClusters", f"arn:aws:rds:{region}:*:cluster:{params.target_cluster}"
+            ),
+            Permission(
+                "aws", "rds:DescribeGlobalClusters", f"arn:aws:rds::*:global-cluster:{params.global_cluster}"
+            ),
+            Permission("aws", self.iam, f"arn:aws:rds::*:global-cluster:{params.global_cluster}"),
+            Permission("aws", self.iam, f"arn:aws:rds:{region}:*:cluster:{params.target_cluster}"),
+        ]
+
+    def read(self, ctx: Context, params: GlobalWriterParams) -> JsonValue:
+        return {"writer": _writer_arn(_global(ctx, params.global_cluster))}
+
+    def verify(self, ctx: Context, params: GlobalWriterParams) -> bool:
+        target = _cluster(ctx, params.target_cluster)["DBClusterArn"]
+        found = _global(ctx, params.global_cluster)
+        return _writer_arn(found) == target and found.get("Status") == "available"
+
+    def apply(self, ctx: Context, params: GlobalWriterParams) -> JsonValue:
+        target = _cluster(ctx, params.target_cluster)["DBClusterArn"]
+        found = _global(ctx, params.global_cluster)
+        members = [m["DBClusterArn"] for m in found.get("GlobalClusterMembers", [])]
+        if target not in members:
+            raise ProviderError(
+                f"global cluster {params.global_cluster}: {params.target_cluster} ({target}) is not a member "
+                f"(members: {', '.join(members) or 'none'})"
+            )
+        if _writer_arn(found) != target and found.get("Status") == "available":
+            with aws_errors(ctx, f"global cluster {params.global_cluster}"):
+                getattr(client(ctx, "rds"), self.api)(**self._request(params, target))
+        wait_until(
+            ctx,
+            f"{params.target_cluster} the writer of global cluster {params.global_cluster}",
+            lambda: self.verify(ctx, params),
+            params.wait_timeout,
+            every=15,
+        )
+        return {"writer": target}
+
+    def _request(self, params: GlobalWriterParams, target: str) -> dict[str, Any]:
+        return {"GlobalClusterIdentifier": params.global_cluster, "TargetDbClusterIdentifier": target}
+
+
+class SwitchoverGlobalCluster(_MoveGlobalWriter):
+    """Switch an Aurora global database's writer to a secondary cluster, with no data loss (graceful)."""
+
+    name = "aws.rds.switchover_global_cluster"
+    api = "switchover_global_cluster"
+    iam = "rds:SwitchoverGlobalCluster"
+
+    def describe(self, params: GlobalWriterParams, where: Placement) -> str:
+        return (
+            f"Switch over Aurora global database {params.global_cluster} to {params.target_cluster} "
+            f"{where.phrase()} (no data loss)"
+        )
+
+
+class FailoverGlobalCluster(_MoveGlobalWriter):
+    """Fail an Aurora global database over to a secondary cluster, allowing data loss (ungraceful)."""
+
+    name = "aws.rds.failover_global_cluster"
+    api = "failover_global_cluster"
+    iam = "rds:FailoverGlobalCluster"
+
+    def describe(self, params: GlobalWriterParams, where: Placement) -> str:
+        return (
+            f"Fail over Aurora global database {params.global_cluster} to {params.target_cluster} "
+            f"{where.phrase()}, allowing data loss"
+        )
+
+    def _request(self, params: GlobalWriterParams, target: str) -> dict[str, Any]:
+        return {**super()._request(params, target), "AllowDataLoss": True}
+
+
+class PromoteClusterParams(Params):
+    cluster: str = Field(description="Read replica DB cluster to promote.")
+    wait_timeout: Duration = Field(1800.0, description="How long to wait until it is available.")
+
+
+class PromoteReplicaCluster(Action[PromoteClusterParams]):
+    """Promote a cross-region read replica DB cluster to a standalone writer (pilot light)."""
+
+    name = "aws.rds.promote_replica_cluster"
+    cloud = "aws"
+    reversible = False
+    params_model = PromoteClusterParams
+    default_estimate_s = 600.0
+    permission_names = ("rds:DescribeDBClusters", "rds:PromoteReadReplicaDBCluster")
+
+    def describe(self, params: PromoteClusterParams, where: Placement) -> str:
+        return f"Promote read replica cluster {params.cluster} {where.phrase()} to a standalone writer"
+
+    def permissions(self, params: PromoteClusterParams, where: Placement) -> list[Permission]:
+        arn = f"arn:aws:rds:{where.region or '*'}:*:cluster:{params.cluster}"
+        return [Permission("aws", name, arn) for name in self.permission_names]
+
+    def read(self, ctx: Context, params: PromoteClusterParams) -> JsonValue:
+        found = _cluster(ctx, params.cluster)
+        return {"replication_source": found.get("ReplicationSourceIdentifier"), "status": found.get("Status")}
+
+    def verify(self, ctx: Context, params: PromoteClusterParams) -> bool:
+        found = _cluster(ctx, params.cluster)
+        return not found.get("ReplicationSourceIdentifier") and found.get("Status") == "available"
+
+    def apply(self, ctx: Context, params: PromoteClusterParams) -> JsonValue:
+        if _cluster(ctx, params.cluster).get("ReplicationSourceIdentifier"):
+            with aws_errors(ctx, f"DB cluster {params.cluster}"):
+                client(ctx, "rds").promote_read_replica_db_cluster(DBClusterIdentifier=params.cluster)
+        wait_until(
+            ctx, f"{params.cluster} promoted", lambda: self.verify(ctx, params), params.wait_timeout, every=15
+        )
+        return {"promoted": params.cluster}
+
+
+class PromoteInstanceParams(Params):
+    instance: str = Field(description="Read replica DB instance to promote.")
+    wait_timeout: Duration = Field(1800.0, description="How long to wait until it is available.")
+
+
+class PromoteReplicaInstance(Action[PromoteInstanceParams]):
+    """Promote a cross-region read replica DB instance to a standalone writer (pilot light)."""
+
+    name = "aws.rds.promote_replica_instance"
+    cloud = "aws"
+    reversible = False
+    params_model = PromoteInstanceParams
+    default_estimate_s = 600.0
+    permission_names = ("rds:DescribeDBInstances", "rds:PromoteReadReplica")
+
+    def describe(self, params: PromoteInstanceParams, where: Placement) -> str:
+        return f"Promote read replica {params.instance} {where.phrase()} to a standalone writer"
+
+    def permissions(self, params: PromoteInstanceParams, where: Placement) -> list[Permission]:
+        arn = f"arn:aws:rds:{where.region or '*'}:*:db:{params.instance}"
+        return [Permission("aws", name, arn) for name in self.permission_names]
+
+    def read(self, ctx: Context, params: PromoteInstanceParams) -> JsonValue:
+        found = _instance(ctx, params.instance)
+        return {
+            "replication_source": found.get("ReadReplicaSourceDBInstanceIdentifier"),
+            "status": found.get("DBInstanceStatus"),
+        }
+
+    def verify(self, ctx: Context, params: PromoteInstanceParams) -> bool:
+        found = _instance(ctx, params.instance)
+        return (
+            not found.get("ReadReplicaSourceDBInstanceIdentifier")
+            and found.get("DBInstanceStatus") == "available"
+        )
+
+    def apply(self, ctx: Context, params: PromoteInstanceParams) -> JsonValue:
+        if _instance(ctx, params.instance).get("ReadReplicaSourceDBInstanceIdentifier"):
+            with aws_errors(ctx, f"DB instance {params.instance}"):
+                client(ctx, "rds").promote_read_replica(DBInstanceIdentifier=params.instance)
+        wait_until(
+            ctx,
+            f"{params.instance} promoted",
+            lambda: self.verify(ctx, params),
+            params.wait_timeout,
+            every=15,
+        )
+        return {"promoted": params.instance}
+
+
+class ReplicaLagParams(Params):
+    cluster: str | None = Field(None, description="Secondary Aurora cluster (AuroraGlobalDBReplicationLag).")
+    instance: str | None = Field(None, description="Read replica instance (ReplicaLag).")
+    max_lag: Duration = Field(description="Largest acceptable lag: the RPO this failover accepts.")
+    window: Duration = Field(300.0, description="How far back to look; the worst value counts.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ReplicaLagParams:
+        if (self.cluster is None) == (self.instance is None):
+            raise ValueError("give exactly one of cluster or instance")
+        return self
+
+
+class ReplicaLag(Check[ReplicaLagParams]):
+    """Pass when the replica's lag stayed below the limit (the RPO) over the recent window."""
+
+    name = "aws.rds.replica_lag"
+    cloud = "aws"
+    params_model = ReplicaLagParams
+    default_estimate_s = 2.0
+    permission_names = ("cloudwatch:GetMetricStatistics",)
+
+    def describe(self, params: ReplicaLagParams, where: Placement) -> str:
+        what = f"Aurora cluster {params.cluster}" if params.cluster else f"replica {params.instance}"
+        return f"Check that {what} {where.phrase()} lags less than {format_duration(params.max_lag)}"
+
+    def run(self, ctx: Context, params: ReplicaLagParams) -> CheckResult:
+        if params.cluster:
+            metric, dims, scale = (
+                "AuroraGlobalDBReplicationLag",
+                [{"Name": "DBClusterIdentifier", "Value": params.cluster}],
+                1000.0,
+            )
+        else:
+            metric, dims, scale = (
+                "ReplicaLag",
+                [{"Name": "DBInstanceIdentifier", "Value": str(params.instance)}],
+                1.0,
+            )
+        end = dt.datetime.now(dt.UTC)
+        with aws_errors(ctx, f"metric {metric} of {params.cluster or params.instance}"):
+            points = client(ctx, "cloudwatch").get_metric_statistics(
+                Namespace="AWS/RDS",
+                MetricName=metric,
+                Dimensions=dims,
+                StartTime=end - dt.timedelta(seconds=params.window),
+                EndTime=end + dt.timedelta(minutes=1),  # whole periods, up to now
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+        if not points:
+            return CheckResult(
+                False, None, f"no {metric} data in the last {format_duration(params.window)}: lag unknown"
+            )
+        worst = max(float(p["Maximum"]) for p in points) / scale
+        ok = worst < params.max_lag
+        return CheckResult(
+            ok, round(worst, 3), f"worst lag {worst:g}s, limit {format_duration(params.max_lag)}"
+        )
+
+
+class GlobalHealthyParams(Params):
+    global_cluster: str
+    writer: str | None = Field(None, description="Cluster expected to be the writer now, if it matters.")
+    members: int | None = Field(None, ge=1, description="How many member clusters there must be.")
+
+
+class GlobalClusterHealthy(Check[GlobalHealthyParams]):
+    """Pass when an Aurora global database is available with one writer (and the expected members)."""
+
+    name = "aws.rds.global_cluster_healthy"
+    cloud = "aws"
+    params_model = GlobalHealthyParams
+    default_estimate_s = 1.0
+    permission_names = ("rds:DescribeDBClusters", "rds:DescribeGlobalClusters")
+
+    def describe(self, params: GlobalHealthyParams, where: Placement) -> str:
+        extra = f" with {params.writer} as writer" if params.writer else ""
+        return f"Check that Aurora global database {params.global_cluster} is healthy{extra}"
+
+    def permissions(self, params: GlobalHealthyParams, where: Placement) -> list[Permission]:
+        found = [
+            Permission(
+                "aws", "rds:DescribeGlobalClusters", f"arn:aws:rds::*:global-cluster:{params.global_cluster}"
+            )
+        ]
+        if params.writer:
+            found.append(
+                Permission(
+                    "aws",
+                    "rds:DescribeDBClusters",
+                    f"arn:aws:rds:{where.region or '*'}:*:cluster:{params.writer}",
+                )
+            )
+        return found
+
+    def run(self, ctx: Context, params: GlobalHealthyParams) -> CheckResult:
+        found = _global(ctx, params.global_cluster)
+        members = found.get("GlobalClusterMembers", [])
+        writers = [m["DBClusterArn"] for m in members if m.get("IsWriter")]
+        observed: dict[str, JsonValue] = {
+            "status": found.get("Status"),
+            "writers": writers,
+            "members": len(members),
+        }
+        problems = []
+        if found.get("Status") != "available":
+            problems.append(f"status {found.get('Status')}")
+        if len(writers) != 1:
+            problems.append(f"{len(writers)} writers")
+        if params.members is not None and len(members) != params.members:
+            problems.append(f"{len(members)} members, expected {params.members}")
+        if params.writer and writers and writers[0] != _cluster(ctx, params.writer)["DBClusterArn"]:
+            problems.append(f"writer is {writers[0]}, expected {params.writer}")
+        return CheckResult(not problems, observed, "; ".join(problems) or "available with one writer")

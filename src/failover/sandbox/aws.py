@@ -1,0 +1,297 @@
+"""The AWS sandbox: a moto server on 127.0.0.1, filled with what the runbook's ``sandbox.aws``
+declares, and a snapshot of that state to compare before and after a drill.
+
+moto does not implement Aurora global database switchover and failover; the sandbox adds both
+to moto's RDS backend (the writer moves to the target cluster at once), so warm-standby runbooks
+drill end to end. Everything else is moto's own behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from failover.errors import SandboxError
+from failover.providers.aws._client import SANDBOX_CREDENTIALS
+from failover.sandbox.spec import AwsSandbox
+
+JsonDict = dict[str, Any]
+
+
+class MotoSandbox:
+    """A moto server on 127.0.0.1 (a free port) for the duration of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self.endpoint_url = ""
+
+    def __enter__(self) -> MotoSandbox:
+        from moto.server import ThreadedMotoServer
+
+        _extend_moto()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # a fresh world: state is per process
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def overrides(self) -> dict[str, str]:
+        """Settings that point every AWS site of a run at this sandbox."""
+        return {"endpoint_url": self.endpoint_url, "credentials": SANDBOX_CREDENTIALS}
+
+
+class Builder:
+    """Creates sandbox resources and reads their state back, region by region."""
+
+    def __init__(self, regions: Mapping[str, str], endpoint_url: str | None = None) -> None:
+        self.regions = dict(regions)  # site -> AWS region
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._session = (
+            boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+            if endpoint_url
+            else boto3.Session()
+        )
+
+    def client(self, service: str, site: str | None = None) -> Any:
+        region = self.regions[site] if site else "us-east-1"
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(
+                service,
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": 3}),
+            )
+        return self._clients[key]
+
+    # --- create ------------------------------------------------------------------------------
+
+    def create(self, spec: AwsSandbox) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._create(spec)
+        except (ClientError, BotoCoreError) as exc:
+            raise SandboxError(f"the AWS sandbox could not create a declared resource: {exc}") from exc
+
+    def _create(self, spec: AwsSandbox) -> None:
+        r53 = self.client("route53")
+        for zone in spec.hosted_zones:
+            zone_id = r53.create_hosted_zone(Name=zone.name, CallerReference=f"sandbox-{zone.name}")[
+                "HostedZone"
+            ]["Id"]
+            changes = []
+            for r in zone.records:
+                rrset: JsonDict = {
+                    "Name": r.name,
+                    "Type": r.type,
+                    "TTL": r.ttl,
+                    "ResourceRecords": [{"Value": r.value}],
+                }
+                if r.set_identifier is not None:
+                    rrset["SetIdentifier"] = r.set_identifier
+                if r.weight is not None:
+                    rrset["Weight"] = r.weight
+                if r.failover is not None:
+                    rrset["Failover"] = r.failover
+                changes.append({"Action": "CREATE", "ResourceRecordSet": rrset})
+            if changes:
+                r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+        for group in spec.auto_scaling_groups:
+            ec2 = self.client("ec2", group.site)
+            image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            template = f"{group.name}-template"
+            ec2.create_launch_template(
+                LaunchTemplateName=template,
+                LaunchTemplateData={"ImageId": image, "InstanceType": group.instance_type},
+            )
+            self.client("autoscaling", group.site).create_auto_scaling_group(
+                AutoScalingGroupName=group.name,
+                MinSize=group.min,
+                MaxSize=group.max,
+                DesiredCapacity=group.desired,
+                LaunchTemplate={"LaunchTemplateName": template},
+                AvailabilityZones=[f"{self.regions[group.site]}a"],
+            )
+        for svc in spec.ecs_services:
+            ecs = self.client("ecs", svc.site)
+            ecs.create_cluster(clusterName=svc.cluster)
+            family = f"{svc.service}-task"
+            ecs.register_task_definition(
+                family=family,
+                containerDefinitions=[{"name": svc.service, "image": "sandbox/app", "memory": 128}],
+            )
+            ecs.create_service(
+                cluster=svc.cluster, serviceName=svc.service, taskDefinition=family, desiredCount=svc.desired
+            )
+        for lb in spec.load_balancers:
+            self._load_balancer(lb.site, lb.name, lb.port, lb.weights)
+        for cluster in spec.global_clusters:
+            self.client("rds", cluster.members[0].site).create_global_cluster(
+                GlobalClusterIdentifier=cluster.name, Engine=cluster.engine
+            )
+            for member in cluster.members:  # the first one becomes the writer
+                self.client("rds", member.site).create_db_cluster(
+                    DBClusterIdentifier=member.cluster,
+                    Engine=cluster.engine,
+                    GlobalClusterIdentifier=cluster.name,
+                    MasterUsername="sandbox",
+                    MasterUserPassword="sandbox-password",
+                )
+        for replica in spec.replica_clusters:
+            source = self.client("rds", replica.source.site)
+            found = source.describe_db_clusters()["DBClusters"]
+            arn = next(
+                (c["DBClusterArn"] for c in found if c["DBClusterIdentifier"] == replica.source.cluster), None
+            )
+            if arn is None:
+                arn = source.create_db_cluster(
+                    DBClusterIdentifier=replica.source.cluster,
+                    Engine=replica.engine,
+                    MasterUsername="sandbox",
+                    MasterUserPassword="sandbox-password",
+                )["DBCluster"]["DBClusterArn"]
+            self.client("rds", replica.site).create_db_cluster(
+                DBClusterIdentifier=replica.cluster, Engine=replica.engine, ReplicationSourceIdentifier=arn
+            )
+        for alarm in spec.alarms:
+            cw = self.client("cloudwatch", alarm.site)
+            cw.put_metric_alarm(
+                AlarmName=alarm.name,
+                Namespace="Sandbox",
+                MetricName=alarm.name,
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1.0,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+            )
+            cw.set_alarm_state(
+                AlarmName=alarm.name, StateValue=alarm.state, StateReason="declared by the sandbox"
+            )
+        for metric in spec.metrics:
+            self.client("cloudwatch", metric.site).put_metric_data(
+                Namespace=metric.namespace,
+                MetricData=[
+                    {
+                        "MetricName": metric.name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(metric.dimensions.items())],
+                        "Value": metric.value,
+                        "Unit": metric.unit,
+                    }
+                ],
+            )
+
+    def _load_balancer(self, site: str, name: str, port: int, weights: Mapping[str, int]) -> None:
+        ec2, elb = self.client("ec2", site), self.client("elbv2", site)
+        region = self.regions[site]
+        vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{region}{zone}")[
+                "Subnet"
+            ]["SubnetId"]
+            for i, zone in enumerate("ab")
+        ]
+        lb_arn = elb.create_load_balancer(Name=name, Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+        groups = []
+        for group, weight in sorted(weights.items()):
+            arn = elb.create_target_group(Name=group, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0][
+                "TargetGroupArn"
+            ]
+            groups.append({"TargetGroupArn": arn, "Weight": weight})
+        elb.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol="HTTP",
+            Port=port,
+            DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}],
+        )
+
+    # --- state -------------------------------------------------------------------------------
+
+    def state(self, spec: AwsSandbox) -> JsonDict:
+        """What a failover changes, for each declared resource: record weights and failover roles,
+        group sizes, task counts, listener weights, global writers, replica sources."""
+        out: JsonDict = {}
+        r53 = self.client("route53")
+        for zone in spec.hosted_zones:
+            zone_id = r53.list_hosted_zones_by_name(DNSName=zone.name)["HostedZones"][0]["Id"]
+            for rrset in r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]:
+                if "SetIdentifier" in rrset:
+                    key = f"record {rrset['Name']} {rrset['Type']} {rrset['SetIdentifier']}"
+                    out[key] = rrset.get("Weight", rrset.get("Failover"))
+        for group in spec.auto_scaling_groups:
+            g = self.client("autoscaling", group.site).describe_auto_scaling_groups(
+                AutoScalingGroupNames=[group.name]
+            )
+            found = g["AutoScalingGroups"][0]
+            out[f"asg {group.name}"] = [found["MinSize"], found["DesiredCapacity"], found["MaxSize"]]
+        for svc in spec.ecs_services:
+            s = self.client("ecs", svc.site).describe_services(cluster=svc.cluster, services=[svc.service])
+            out[f"ecs {svc.cluster}/{svc.service}"] = s["services"][0]["desiredCount"]
+        for lb in spec.load_balancers:
+            elb = self.client("elbv2", lb.site)
+            arn = elb.describe_load_balancers(Names=[lb.name])["LoadBalancers"][0]["LoadBalancerArn"]
+            listener = next(
+                x for x in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"] if x["Port"] == lb.port
+            )
+            names = {
+                g["TargetGroupArn"]: g["TargetGroupName"]
+                for g in elb.describe_target_groups(Names=sorted(lb.weights))["TargetGroups"]
+            }
+            groups = listener["DefaultActions"][0].get("ForwardConfig", {}).get("TargetGroups", [])
+            out[f"lb {lb.name}:{lb.port}"] = {names[g["TargetGroupArn"]]: g.get("Weight", 1) for g in groups}
+        for cluster in spec.global_clusters:
+            rds = self.client("rds", cluster.members[0].site)
+            found = rds.describe_global_clusters(GlobalClusterIdentifier=cluster.name)["GlobalClusters"][0]
+            writer = next((m["DBClusterArn"] for m in found["GlobalClusterMembers"] if m["IsWriter"]), None)
+            out[f"global {cluster.name} writer"] = writer.rsplit(":", 1)[-1] if writer else None
+        for replica in spec.replica_clusters:
+            c = self.client("rds", replica.site).describe_db_clusters(DBClusterIdentifier=replica.cluster)[
+                "DBClusters"
+            ][0]
+            out[f"cluster {replica.cluster} replicates"] = bool(c.get("ReplicationSourceIdentifier"))
+        state: JsonDict = json.loads(json.dumps(out, sort_keys=True))
+        return state
+
+
+def _extend_moto() -> None:
+    """Teach moto's RDS Aurora global database switchover and failover (it has neither)."""
+    from moto.core.responses import ActionResult
+    from moto.rds.responses import RDSResponse
+
+    if hasattr(RDSResponse, "switchover_global_cluster"):
+        return
+
+    def move_writer(self: Any) -> Any:
+        name = self.params["GlobalClusterIdentifier"]
+        target = self.params["TargetDbClusterIdentifier"]
+        cluster = self.global_backend.global_clusters[name]
+        if not any(m.db_cluster_arn == target or m.db_cluster_identifier == target for m in cluster.members):
+            from moto.rds.exceptions import InvalidParameterValue
+
+            raise InvalidParameterValue(f"{target} is not a member of global cluster {name}")
+        for member in cluster.members:
+            member.is_writer = target in (member.db_cluster_arn, member.db_cluster_identifier)
+        return ActionResult({"GlobalCluster": cluster})
+
+    RDSResponse.switchover_global_cluster = move_writer  # type: ignore[attr-defined]
+    RDSResponse.failover_global_cluster = move_writer  # type: ignore[attr-defined]
