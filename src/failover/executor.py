@@ -109,6 +109,7 @@ class Options:
     sim_speed: float = 1.0  # simulated latencies run this many times faster (drills and demos)
     overrides: Mapping[str, Mapping[str, JsonValue]] = field(default_factory=dict)
     """Per cloud, settings that replace the sites' own (``{"aws": {"endpoint_url": ...}}``)."""
+    clients: ClientCache | None = None  # cloud clients to share (tests stub them); default: one per run
 
     def journaled(self) -> dict[str, object]:
         """The options worth recording in run_started (and reused on resume)."""
@@ -291,7 +292,7 @@ class _Run:
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
         self.retryers: dict[tuple[int, float], Retrying] = {}
-        self.clients = ClientCache()
+        self.clients = options.clients or ClientCache()
         self.needs: dict[tuple[str, str], tuple[Permission, ...]] = {}  # permissions per site, cloud
 
     # --- journal -------------------------------------------------------------------------------
