@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO := runbooks/examples/aws-warm-standby.yaml
+
 demo: $(STAMP)
-	$(BIN)/failover validate runbooks/examples/sim-shop.yaml
-	$(BIN)/failover plan runbooks/examples/sim-shop.yaml --from east --to west
+	$(BIN)/failover validate $(DEMO)
+	$(BIN)/failover plan $(DEMO) --from east --to west
+	$(BIN)/failover drill $(DEMO) --from east --to west --failback --sandbox --auto-approve
 
 test: lint typecheck unit
 

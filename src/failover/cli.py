@@ -48,6 +48,7 @@ from failover.journal import Journal, RunState
 from failover.logs import configure as configure_logging
 from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
+from failover.policy import iam_policy
 from failover.progress import LiveProgress
 from failover.providers import default_registry
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
@@ -168,6 +169,42 @@ def graph(runbook: Path, fmt: str, impact: str | None, output: Path | None) -> N
     """Show the service dependency graph of RUNBOOK."""
     rb = load_runbook(runbook)
     _emit(render_graph(rb, fmt, impact_of=impact), output)  # type: ignore[arg-type]
+
+
+@main.command(name="iam-policy")
+@click.argument("runbook", type=click.Path(dir_okay=False, path_type=Path), metavar="RUNBOOK", required=False)
+@click.option(
+    "--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), help="A plan file instead."
+)
+@click.option("--from", "from_", metavar="SITE", help="Site to fail over from (with RUNBOOK).")
+@click.option("--to", metavar="SITE", help="Site to fail over to (with RUNBOOK).")
+@click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
+@click.option("--site", metavar="SITE", help="Only what the plan does at this site (one role per site).")
+@output_opt
+@handle_errors
+def iam_policy_command(
+    runbook: Path | None,
+    plan_file: Path | None,
+    from_: str | None,
+    to: str | None,
+    mode: str,
+    site: str | None,
+    output: Path | None,
+) -> None:
+    """Print the IAM policy (JSON) that a plan needs: every permission of its steps and checks."""
+    if plan_file is not None:
+        if runbook is not None:
+            raise click.UsageError("give RUNBOOK (with --from and --to) or --plan PLAN.json, not both")
+        planned = _load_plan(plan_file)
+    elif runbook is None or from_ is None or to is None:
+        raise click.UsageError("give RUNBOOK with --from SITE --to SITE, or --plan PLAN.json")
+    else:
+        scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode})
+        planned = make_plan(load_runbook(runbook), scenario)
+    if site is not None and site not in {s.name for s in planned.sites}:
+        known = ", ".join(sorted(s.name for s in planned.sites))
+        raise click.UsageError(f"--site {site!r}: the plan acts at {known}")
+    _emit(json.dumps(iam_policy(planned, site), indent=2) + "\n", output)
 
 
 @main.command()

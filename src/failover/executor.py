@@ -433,18 +433,7 @@ class _Run:
         return found
 
     def _needed(self, site: str, cloud: str) -> tuple[Permission, ...]:
-        items: tuple[PlannedCheck | PlannedStep, ...] = (*self.plan.preflight, *self.plan.steps)
-        return tuple(
-            sorted(
-                {
-                    Permission(p.cloud, p.action, p.resource)
-                    for item in items
-                    if item.site == site
-                    for p in item.permissions
-                    if p.cloud == cloud
-                }
-            )
-        )
+        return tuple(Permission(p.cloud, p.action, p.resource) for p in self.plan.permissions(cloud, site))
 
     # --- preflight -----------------------------------------------------------------------------
 
@@ -670,14 +659,15 @@ class _Run:
         ctx = self._context(step.id, step.site, action.cloud)
         params = action.parse(step.params)
         if record.state == "started":  # in flight when the last process died
-            if action.verify(ctx, params):
+            if action.verifiable and action.verify(ctx, params):
                 self.emit("step_succeeded", step.id, recovered=True)
                 return None, None
         elif record.state == "failed":  # a halted run resumed: retry, keeping the first snapshot
             self.emit("step_started", step.id, before=record.before, retry=True)
         else:
             self.emit("step_started", step.id, before=action.read(ctx, params))
-        return (lambda: action.apply(ctx, params)), (lambda: action.verify(ctx, params))
+        verify = (lambda: action.verify(ctx, params)) if action.verifiable else None
+        return (lambda: action.apply(ctx, params)), verify
 
     def _failed(self, step: PlannedStep, error: str, attempts: int) -> tuple[bool, str]:
         self.emit("step_failed", step.id, error=error, attempts=attempts, best_effort=step.best_effort)
@@ -823,7 +813,7 @@ class _Run:
             ctx = self._context(step_id, step.site, action.cloud)
             try:
                 params = action.parse(step.params)
-                if rec.state == "started" and not action.verify(ctx, params):
+                if rec.state == "started" and action.verifiable and not action.verify(ctx, params):
                     continue  # in flight when the process died, and never took effect
                 if rec.state == "compensating" and action.read(ctx, params) == rec.before:
                     self.emit("step_compensated", step_id, recovered=True)  # done before a crash

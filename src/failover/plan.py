@@ -162,6 +162,18 @@ class Plan:
     def steps_by_id(self) -> dict[str, PlannedStep]:
         return {step.id: step for step in self.steps}
 
+    def permissions(self, cloud: str, site: str | None = None) -> list[PermissionDoc]:
+        """The permissions in ``cloud`` that the checks and steps which run need (at ``site``)."""
+        items: tuple[PlannedCheck | PlannedStep, ...] = (*self.preflight, *self.steps)
+        found = {
+            p
+            for item in items
+            if not item.skipped and (site is None or item.site == site)
+            for p in item.permissions
+            if p.cloud == cloud
+        }
+        return sorted(found)
+
     @cached_property
     def sites_by_name(self) -> dict[str, PlannedSite]:
         return {site.name: site for site in self.sites}

@@ -154,6 +154,9 @@ class Action(_Described[P]):
     """A named operation that changes the world, idempotently, and can put it back if reversible."""
 
     reversible: ClassVar[bool] = True
+    verifiable: ClassVar[bool] = True
+    """False for actions (hooks) whose effect cannot be read back: their successful ``apply`` is
+    the proof, and one in flight when a run died is applied again (with the same idempotency token)."""
     default_estimate_s: ClassVar[float] = 30.0
 
     def is_reversible(self, params: P) -> bool:

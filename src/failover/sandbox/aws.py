@@ -3,7 +3,8 @@ declares, and a snapshot of that state to compare before and after a drill.
 
 moto does not implement Aurora global database switchover and failover; the sandbox adds both
 to moto's RDS backend (the writer moves to the target cluster at once), so warm-standby runbooks
-drill end to end. Everything else is moto's own behaviour.
+drill end to end; and a promoted replica instance forgets its source, as RDS does. Everything
+else is moto's own behaviour.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class MotoSandbox:
     def __enter__(self) -> MotoSandbox:
         from moto.server import ThreadedMotoServer
 
-        _extend_moto()
+        extend_moto()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -79,7 +80,7 @@ class Builder:
                 service,
                 region_name=region,
                 endpoint_url=self.endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": 3}),
+                config=Config(retries={"mode": "standard"}),
             )
         return self._clients[key]
 
@@ -171,7 +172,11 @@ class Builder:
                     MasterUserPassword="sandbox-password",
                 )["DBCluster"]["DBClusterArn"]
             self.client("rds", replica.site).create_db_cluster(
-                DBClusterIdentifier=replica.cluster, Engine=replica.engine, ReplicationSourceIdentifier=arn
+                DBClusterIdentifier=replica.cluster,
+                Engine=replica.engine,
+                ReplicationSourceIdentifier=arn,
+                MasterUsername="sandbox",
+                MasterUserPassword="sandbox-password",
             )
         for alarm in spec.alarms:
             cw = self.client("cloudwatch", alarm.site)
@@ -273,13 +278,23 @@ class Builder:
         return state
 
 
-def _extend_moto() -> None:
-    """Teach moto's RDS Aurora global database switchover and failover (it has neither)."""
+def extend_moto() -> None:
+    """Teach moto's RDS Aurora global database switchover and failover (it has neither), and make
+    a promoted read replica instance forget its source, as RDS does."""
     from moto.core.responses import ActionResult
+    from moto.rds.models import RDSBackend
     from moto.rds.responses import RDSResponse
 
     if hasattr(RDSResponse, "switchover_global_cluster"):
         return
+    promote = RDSBackend.promote_read_replica
+
+    def promote_and_forget(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        database = promote(self, db_kwargs)
+        database.source_db_instance_identifier = None
+        return database
+
+    RDSBackend.promote_read_replica = promote_and_forget  # type: ignore[method-assign]
 
     def move_writer(self: Any) -> Any:
         name = self.params["GlobalClusterIdentifier"]

@@ -22,12 +22,23 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 from botocore.session import get_session
 
 from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import Context
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=60)
+READ_TIMEOUT_S = 60.0
+
+
+def _config(read_timeout: float, attempts: int | None) -> Config:
+    """botocore's standard retry mode (its attempts: AWS_MAX_ATTEMPTS, else 3; ``attempts`` for
+    calls that must not be repeated by botocore) and bounded connect and read timeouts."""
+    retries: dict[str, object] = {"mode": "standard"}
+    if attempts is not None:
+        retries["max_attempts"] = attempts
+    return Config(retries=retries, connect_timeout=10, read_timeout=read_timeout)
+
 
 TRANSIENT_CODES = frozenset(
     {
@@ -55,14 +66,24 @@ _TRANSIENT_TRANSPORT = (EndpointConnectionError, ConnectTimeoutError, ReadTimeou
 SANDBOX_CREDENTIALS = "sandbox"  # settings["credentials"]: static keys a local sandbox accepts
 
 
-def client(ctx: Context, service: str, *, endpoint_url: str | None = None, region: str | None = None) -> Any:
+def client(
+    ctx: Context,
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    read_timeout: float = READ_TIMEOUT_S,
+    attempts: int | None = None,
+) -> Any:
     """A client for ``service`` in the step's site and region (one session per site and run);
     ``endpoint_url`` and ``region`` for APIs with their own endpoints (ARC's cluster)."""
     region = region or _region(ctx)
     endpoint = _text(ctx, "endpoint_url") or endpoint_url  # the sandbox's endpoint wins
     return ctx.clients.get(
-        ("aws", ctx.placement.site, service, region, endpoint),
-        lambda: _session(ctx).client(service, region_name=region, endpoint_url=endpoint, config=_CONFIG),
+        ("aws", ctx.placement.site, service, region, endpoint, read_timeout, attempts),
+        lambda: _session(ctx).client(
+            service, region_name=region, endpoint_url=endpoint, config=_config(read_timeout, attempts)
+        ),
     )
 
 
@@ -94,7 +115,10 @@ def _new_session(ctx: Context) -> boto3.Session:
     if role_arn is None:
         return base
     sts = base.client(
-        "sts", region_name=_region(ctx), endpoint_url=_text(ctx, "endpoint_url"), config=_CONFIG
+        "sts",
+        region_name=_region(ctx),
+        endpoint_url=_text(ctx, "endpoint_url"),
+        config=_config(READ_TIMEOUT_S, None),
     )
     session_name = f"failover-{ctx.run_id}"[:64]
 
@@ -139,6 +163,10 @@ def aws_errors(ctx: Context, resource: str, meaning: Mapping[str, str] | None = 
         raise ProviderError(text) from exc
     except _TRANSIENT_TRANSPORT as exc:
         raise TransientProviderError(f"AWS unreachable for {where}: {exc}") from exc
+    except ResponseParserError as exc:  # not an AWS answer (an HTML error page, say)
+        raise ProviderError(
+            f"AWS answered {where} with something that is not an AWS response: {exc}"
+        ) from exc
     except BotoCoreError as exc:
         raise ProviderError(f"AWS client error for {where}: {exc}") from exc
 

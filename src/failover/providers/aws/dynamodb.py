@@ -13,7 +13,11 @@ class ReplicaActiveParams(Params):
 
 
 class GlobalTableReplicaActive(Check[ReplicaActiveParams]):
-    """Pass when the global table has an ACTIVE replica in the step's region."""
+    """Pass when the global table has an ACTIVE replica in the step's region.
+
+    Asked in that region: the table there is the replica. ``Replicas`` lists the other regions
+    (and sometimes this one); a table with no replicas is not a global table.
+    """
 
     name = "aws.dynamodb.global_table_replica_active"
     cloud = "aws"
@@ -29,16 +33,18 @@ class GlobalTableReplicaActive(Check[ReplicaActiveParams]):
         return [Permission("aws", "dynamodb:DescribeTable", arn)]
 
     def run(self, ctx: Context, params: ReplicaActiveParams) -> CheckResult:
-        region = ctx.settings.get("region") or ctx.placement.region
+        region = str(ctx.settings.get("region") or ctx.placement.region)
         with aws_errors(ctx, f"DynamoDB table {params.table}"):
             table = client(ctx, "dynamodb").describe_table(TableName=params.table)["Table"]
-        replicas = {r["RegionName"]: r.get("ReplicaStatus", "UNKNOWN") for r in table.get("Replicas", [])}
-        status = replicas.get(str(region))
-        if table.get("TableStatus") != "ACTIVE":
-            return CheckResult(
-                False, replicas, f"table {params.table} is {table.get('TableStatus')} in {region}"
-            )
-        if status is None:
-            listed = ", ".join(f"{k} {v}" for k, v in sorted(replicas.items())) or "none"
-            return CheckResult(False, replicas, f"no replica in {region} (replicas: {listed})")
-        return CheckResult(status == "ACTIVE", replicas, f"replica in {region} is {status}")
+        replicas: dict[str, str] = {
+            r["RegionName"]: r.get("ReplicaStatus", "UNKNOWN") for r in table.get("Replicas", [])
+        }
+        here = table.get("TableStatus", "UNKNOWN")
+        here = replicas.get(region, here) if here == "ACTIVE" else here
+        if not replicas:
+            message = f"table {params.table} in {region} is not a global table (no replicas)"
+            return CheckResult(False, {}, message)
+        if table.get("TableStatus") != "ACTIVE" or here != "ACTIVE":
+            return CheckResult(False, {**replicas}, f"the replica of {params.table} in {region} is {here}")
+        others = ", ".join(f"{k} {v}" for k, v in sorted(replicas.items()) if k != region) or "none"
+        return CheckResult(True, {**replicas}, f"the replica in {region} is ACTIVE (others: {others})")

@@ -16,13 +16,19 @@ class PermissionsParams(Params):
     )
 
 
-def principal_of(caller_arn: str) -> str:
-    """The IAM principal behind a caller ARN: an assumed-role session's role, else the ARN itself."""
-    found = re.fullmatch(r"arn:(aws[\w-]*):sts::(\d+):assumed-role/(.+)/[^/]+", caller_arn)
-    if found:
-        partition, account, role = found.groups()
-        return f"arn:{partition}:iam::{account}:role/{role}"
-    return caller_arn
+def role_of(caller_arn: str) -> str | None:
+    """The role name of an assumed-role session ARN, or None for any other caller."""
+    found = re.fullmatch(r"arn:aws[\w-]*:sts::\d+:assumed-role/([^/]+)/[^/]+", caller_arn)
+    return found.group(1) if found else None
+
+
+def with_account(resource: str, account: str) -> str:
+    """A permission's resource with the caller's account where it says ``*`` (policies that name
+    the account would not match a wildcard account in a simulation)."""
+    parts = resource.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and parts[4] == "*":
+        parts[4] = account
+    return ":".join(parts)
 
 
 class PermissionsCheck(Check[PermissionsParams]):
@@ -32,7 +38,7 @@ class PermissionsCheck(Check[PermissionsParams]):
     cloud = "aws"
     params_model = PermissionsParams
     default_estimate_s = 3.0
-    permission_names = ("iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity")
+    permission_names = ("iam:GetRole", "iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity")
 
     def describe(self, params: PermissionsParams, where: Placement) -> str:
         who = params.principal_arn or "the caller"
@@ -42,15 +48,18 @@ class PermissionsCheck(Check[PermissionsParams]):
         needed = [p for p in ctx.permissions if p.cloud == "aws"]
         if not needed:
             return CheckResult(True, [], "the plan needs no AWS permission at this site")
-        principal = params.principal_arn
-        if principal is None:
-            with aws_errors(ctx, "the caller's identity"):
-                principal = principal_of(client(ctx, "sts").get_caller_identity()["Arn"])
+        iam = client(ctx, "iam")
+        with aws_errors(ctx, "the caller's identity"):
+            caller = client(ctx, "sts").get_caller_identity()
+        principal = params.principal_arn or caller["Arn"]
+        role = role_of(principal)
+        if role is not None:  # a session: simulate its role (with the role's path, from IAM)
+            with aws_errors(ctx, f"role {role}"):
+                principal = iam.get_role(RoleName=role)["Role"]["Arn"]
         denied: list[str] = []
         by_resource: dict[str, list[str]] = {}
         for p in needed:
-            by_resource.setdefault(p.resource, []).append(p.action)
-        iam = client(ctx, "iam")
+            by_resource.setdefault(with_account(p.resource, caller["Account"]), []).append(p.action)
         with aws_errors(ctx, f"policy simulation of {principal}"):
             for resource, actions in sorted(by_resource.items()):
                 for first in range(0, len(actions), 100):

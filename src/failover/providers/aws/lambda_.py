@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import Field, JsonValue
 
@@ -10,6 +11,12 @@ from failover.durations import Duration
 from failover.errors import ProviderError
 from failover.providers.aws._client import aws_errors, client
 from failover.providers.base import Action, Context, Params, Permission, Placement
+
+
+def invoker(ctx: Context, params: InvokeParams) -> Any:
+    """The Lambda client for a hook: it waits as long as the function may run, and botocore never
+    repeats an invocation (the executor retries, with the same token)."""
+    return client(ctx, "lambda", read_timeout=params.timeout + 10, attempts=1)
 
 
 class InvokeParams(Params):
@@ -29,6 +36,7 @@ class Invoke(Action[InvokeParams]):
     params_model = InvokeParams
     default_estimate_s = 30.0
     permission_names = ("lambda:InvokeFunction",)
+    verifiable = False  # a function's success is the answer; nothing to ask it afterwards
 
     def describe(self, params: InvokeParams, where: Placement) -> str:
         undo = "" if params.undo_payload is not None else " (irreversible)"
@@ -50,9 +58,10 @@ class Invoke(Action[InvokeParams]):
 
     def _invoke(self, ctx: Context, params: InvokeParams, payload: JsonValue) -> JsonValue:
         event = {"failover": {"run_id": ctx.run_id, "step_id": ctx.step_id, "token": ctx.idempotency_token}}
-        body = {**event, **payload} if isinstance(payload, dict) else {**event, "payload": payload}
+        body = {**payload, **event} if isinstance(payload, dict) else {"payload": payload, **event}
+        lam = invoker(ctx, params)
         with aws_errors(ctx, f"Lambda function {params.function}"):
-            answer = client(ctx, "lambda").invoke(
+            answer = lam.invoke(
                 FunctionName=params.function,
                 InvocationType="RequestResponse",
                 Payload=json.dumps(body).encode(),
@@ -78,7 +87,7 @@ class Invoke(Action[InvokeParams]):
         return self._invoke(ctx, params, params.payload)
 
     def verify(self, ctx: Context, params: InvokeParams) -> bool:
-        return False  # no way to ask a function whether it ran: on resume, it runs again with the same token
+        return False  # not verifiable: a hook in flight when a run died runs again, with the same token
 
     def compensate(self, ctx: Context, params: InvokeParams, before: JsonValue) -> None:
         if params.undo_payload is None:

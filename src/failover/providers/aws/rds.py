@@ -103,6 +103,7 @@ class SwitchoverGlobalCluster(_MoveGlobalWriter):
     name = "aws.rds.switchover_global_cluster"
     api = "switchover_global_cluster"
     iam = "rds:SwitchoverGlobalCluster"
+    permission_names = ("rds:DescribeDBClusters", "rds:DescribeGlobalClusters", iam)
 
     def describe(self, params: GlobalWriterParams, where: Placement) -> str:
         return (
@@ -117,6 +118,7 @@ class FailoverGlobalCluster(_MoveGlobalWriter):
     name = "aws.rds.failover_global_cluster"
     api = "failover_global_cluster"
     iam = "rds:FailoverGlobalCluster"
+    permission_names = ("rds:DescribeDBClusters", "rds:DescribeGlobalClusters", iam)
 
     def describe(self, params: GlobalWriterParams, where: Placement) -> str:
         return (
@@ -292,27 +294,15 @@ class GlobalClusterHealthy(Check[GlobalHealthyParams]):
     cloud = "aws"
     params_model = GlobalHealthyParams
     default_estimate_s = 1.0
-    permission_names = ("rds:DescribeDBClusters", "rds:DescribeGlobalClusters")
+    permission_names = ("rds:DescribeGlobalClusters",)
 
     def describe(self, params: GlobalHealthyParams, where: Placement) -> str:
         extra = f" with {params.writer} as writer" if params.writer else ""
         return f"Check that Aurora global database {params.global_cluster} is healthy{extra}"
 
     def permissions(self, params: GlobalHealthyParams, where: Placement) -> list[Permission]:
-        found = [
-            Permission(
-                "aws", "rds:DescribeGlobalClusters", f"arn:aws:rds::*:global-cluster:{params.global_cluster}"
-            )
-        ]
-        if params.writer:
-            found.append(
-                Permission(
-                    "aws",
-                    "rds:DescribeDBClusters",
-                    f"arn:aws:rds:{where.region or '*'}:*:cluster:{params.writer}",
-                )
-            )
-        return found
+        arn = f"arn:aws:rds::*:global-cluster:{params.global_cluster}"
+        return [Permission("aws", "rds:DescribeGlobalClusters", arn)]
 
     def run(self, ctx: Context, params: GlobalHealthyParams) -> CheckResult:
         found = _global(ctx, params.global_cluster)
@@ -330,6 +320,7 @@ class GlobalClusterHealthy(Check[GlobalHealthyParams]):
             problems.append(f"{len(writers)} writers")
         if params.members is not None and len(members) != params.members:
             problems.append(f"{len(members)} members, expected {params.members}")
-        if params.writer and writers and writers[0] != _cluster(ctx, params.writer)["DBClusterArn"]:
-            problems.append(f"writer is {writers[0]}, expected {params.writer}")
+        writer = writers[0].rsplit(":", 1)[-1] if writers else None  # arn:...:cluster:ID
+        if params.writer and writer is not None and writer != params.writer:
+            problems.append(f"writer is {writer}, expected {params.writer}")
         return CheckResult(not problems, observed, "; ".join(problems) or "available with one writer")

@@ -1,0 +1,34 @@
+"""Least privilege: the IAM policy a plan needs, from every step's and check's permissions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pydantic import JsonValue
+
+from failover.plan import Plan
+
+IAM_VERSION = "2012-10-17"
+
+
+def iam_policy(plan: Plan, site: str | None = None) -> dict[str, JsonValue]:
+    """An IAM policy document allowing exactly the AWS permissions of the plan's steps and
+    checks (those that run; at ``site`` only, if given): one statement per set of resources
+    shared by the same actions, resources as narrow as the steps' parameters allowed."""
+    resources: dict[str, set[str]] = defaultdict(set)  # IAM action -> resources
+    for permission in plan.permissions("aws", site):
+        resources[permission.action].add(permission.resource)
+    by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for action, arns in resources.items():
+        by_resources[("*",) if "*" in arns else tuple(sorted(arns))].append(action)
+    statements: list[JsonValue] = []
+    for n, (where, actions) in enumerate(sorted(by_resources.items(), key=lambda kv: sorted(kv[1])), start=1):
+        statements.append(
+            {
+                "Sid": f"Failover{n}",
+                "Effect": "Allow",
+                "Action": [*sorted(actions)],
+                "Resource": where[0] if len(where) == 1 else [*where],
+            }
+        )
+    return {"Version": IAM_VERSION, "Statement": statements}
