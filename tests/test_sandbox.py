@@ -185,3 +185,22 @@ def test_iam_policy_per_site_and_from_a_plan_file(tmp_path: Path) -> None:
     assert "elasticloadbalancing:ModifyListener" in actions(east.stdout)  # east is closed afterwards
     bad = runner.invoke(main, ["iam-policy", str(WARM_STANDBY)])
     assert bad.exit_code == 2 and "--from SITE --to SITE" in bad.stderr
+
+
+def test_plan_with_the_sandbox_shows_what_each_step_would_change_now() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["plan", str(WARM_STANDBY), "--from", "east", "--to", "west", "--sandbox"])
+    assert result.exit_code == 0, result.output
+    live = result.stdout.split("Live reads (sandbox)", 1)[1]
+    assert '"writer": "arn:aws:rds:us-east-1:123456789012:cluster:orders-use1"' in live
+    assert 'load-balancer.open          {"app-usw2": 0, "maint-usw2": 100}' in live
+    assert 'drain-source.checkout-down  {"desired": 2, "max": 6, "min": 2}' in live
+    markdown = runner.invoke(
+        main,
+        ["plan", str(WARM_STANDBY), "--from", "east", "--to", "west", "--sandbox", "--format", "markdown"],
+    )
+    assert '| `catalog.scale-up` | `{"desired_count": 0}` |' in markdown.stdout
+    as_json = runner.invoke(
+        main, ["plan", str(WARM_STANDBY), "--from", "east", "--to", "west", "--sandbox", "--format", "json"]
+    )
+    assert as_json.exit_code == 2 and "not json" in as_json.stderr

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,6 +41,7 @@ from failover.executor import (
     Options,
     RunResult,
     execute,
+    live_reads,
     resume,
     run_ids,
     run_state,
@@ -138,6 +140,11 @@ def validate(runbook: Path) -> None:
     help="ungraceful: the source site is down; its steps are skipped or best-effort.",
 )
 @click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="text", show_default=True)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Also read, in the runbook's sandbox, what each step would change (text and markdown).",
+)
 @output_opt
 @handle_errors
 def plan(
@@ -147,16 +154,38 @@ def plan(
     scope: tuple[str, ...],
     mode: str,
     fmt: str,
+    sandbox: bool,
     output: Path | None,
 ) -> None:
     """Print the dry-run plan of failing RUNBOOK over from one site to another. Changes nothing."""
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     result = make_plan(rb, scenario)
+    live = ""
+    if sandbox:
+        if fmt not in ("text", "markdown"):
+            raise click.UsageError(f"--sandbox shows live reads in text or markdown, not {fmt}")
+        with Sandbox(rb) as box, tempfile.TemporaryDirectory() as scratch:
+            seen = live_reads(result, scratch, Options(overrides=box.overrides()))
+        live = _live_section(seen, fmt)
     if fmt == "text" and output is None and sys.stdout.isatty():
         Console().print(plan_rich(result))
+        click.echo(live, nl=False)
         return
-    _emit(render_plan(result, fmt), output)  # type: ignore[arg-type]
+    _emit(render_plan(result, fmt) + live, output)  # type: ignore[arg-type]
+
+
+def _live_section(seen: dict[str, Any], fmt: str) -> str:
+    """What each step would change, as the sandbox has it now."""
+    rows = [(step, json.dumps(value, sort_keys=True)) for step, value in seen.items()]
+    if fmt == "markdown":
+        lines = ["", "## Live reads (sandbox)", "", "| step | now |", "|---|---|"]
+        lines += [f"| `{step}` | `{value}` |" for step, value in rows]
+    else:
+        width = max((len(step) for step, _ in rows), default=0)
+        lines = ["", "Live reads (sandbox): what each step would change, as it is now"]
+        lines += [f"  {step:<{width}}  {value}" for step, value in rows]
+    return "\n".join(lines) + "\n"
 
 
 @main.command()

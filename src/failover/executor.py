@@ -266,6 +266,80 @@ _BEFORE_SIDE_EFFECTS = frozenset(
 )
 
 
+class _Contexts:
+    """Makes the Context of each step and check of a plan: its site's placement (with the run's
+    overrides), the clients shared by the run, and what the plan needs at that site."""
+
+    def __init__(self, plan: Plan, options: Options, state_dir: Path) -> None:
+        self.plan = plan
+        self.options = options
+        self.state_dir = state_dir
+        self.clients = options.clients or ClientCache()
+        self.needs: dict[tuple[str, str], tuple[Permission, ...]] = {}  # permissions per site, cloud
+
+    def make(self, run_id: str, step_id: str, site: str, cloud: str | None) -> Context:
+        settings = self.settings(site, cloud)
+        region, project = settings.get("region"), settings.get("project")
+        return Context(
+            run_id=run_id,
+            step_id=step_id,
+            placement=Placement(
+                site=site,
+                cloud=cloud,
+                region=region if isinstance(region, str) else None,
+                project=project if isinstance(project, str) else None,
+            ),
+            state_dir=self.state_dir,
+            sleep=self.options.sleep,
+            clock=self.options.clock,
+            extras={"sim_speed": self.options.sim_speed},
+            settings=settings,
+            clients=self.clients,
+            permissions=self.permissions(site, cloud),
+        )
+
+    def settings(self, site: str, cloud: str | None) -> dict[str, JsonValue]:
+        """The site's placement for ``cloud``, from the plan's own description of its sites, with
+        the run's overrides."""
+        spec = self.plan.sites_by_name.get(site)
+        where = getattr(spec, cloud, None) if spec is not None and cloud in ("aws", "gcp") else None
+        if not isinstance(where, dict) or cloud is None:
+            return {}
+        return {**where, **self.options.overrides.get(cloud, {})}
+
+    def permissions(self, site: str, cloud: str | None) -> tuple[Permission, ...]:
+        """What the plan's steps and checks at ``site`` need in ``cloud``."""
+        if cloud is None:
+            return ()
+        found = self.needs.get((site, cloud))
+        if found is None:
+            needed = self.plan.permissions(cloud, site)
+            found = self.needs[(site, cloud)] = tuple(
+                Permission(p.cloud, p.action, p.resource) for p in needed
+            )
+        return found
+
+
+def live_reads(
+    plan: Plan, state_dir: str | Path, options: Options | None = None, *, registry: Registry | None = None
+) -> dict[str, JsonValue]:
+    """What each step of the plan that runs would change looks like now (its action's ``read``),
+    by step id; a read that fails gives its error as text. Read-only: nothing is journaled."""
+    registry = registry or default_registry()
+    contexts = _Contexts(plan, options or Options(), Path(state_dir))
+    seen: dict[str, JsonValue] = {}
+    for step in plan.steps:
+        if step.skipped or step.kind != "action":
+            continue
+        action = registry.action(step.action)
+        try:
+            ctx = contexts.make("plan", step.id, step.site, action.cloud)
+            seen[step.id] = action.read(ctx, action.parse(step.params))
+        except FailoverError as exc:
+            seen[step.id] = f"cannot read: {exc}"
+    return seen
+
+
 class _Run:
     def __init__(
         self,
@@ -292,8 +366,7 @@ class _Run:
         self.settled: set[str] = set()  # steps whose outcome is journaled
         self.abandoned: set[str] = set()  # steps given up on after their timeout; workers muted
         self.retryers: dict[tuple[int, float], Retrying] = {}
-        self.clients = options.clients or ClientCache()
-        self.needs: dict[tuple[str, str], tuple[Permission, ...]] = {}  # permissions per site, cloud
+        self.contexts = _Contexts(plan, options, state_dir)
 
     # --- journal -------------------------------------------------------------------------------
 
@@ -394,46 +467,7 @@ class _Run:
         return RunResult(self.lease.run_id, status, code, message, state)
 
     def _context(self, step_id: str, site: str, action_cloud: str | None) -> Context:
-        settings = self._settings(site, action_cloud)
-        region, project = settings.get("region"), settings.get("project")
-        return Context(
-            run_id=self.lease.run_id,
-            step_id=step_id,
-            placement=Placement(
-                site=site,
-                cloud=action_cloud,
-                region=region if isinstance(region, str) else None,
-                project=project if isinstance(project, str) else None,
-            ),
-            state_dir=self.state_dir,
-            sleep=self.options.sleep,
-            clock=self.options.clock,
-            extras={"sim_speed": self.options.sim_speed},
-            settings=settings,
-            clients=self.clients,
-            permissions=self._permissions(site, action_cloud),
-        )
-
-    def _settings(self, site: str, cloud: str | None) -> dict[str, JsonValue]:
-        """The site's placement for ``cloud``, from the plan's own description of its sites, with
-        the run's overrides."""
-        spec = self.plan.sites_by_name.get(site)
-        where = getattr(spec, cloud, None) if spec is not None and cloud in ("aws", "gcp") else None
-        if not isinstance(where, dict) or cloud is None:
-            return {}
-        return {**where, **self.options.overrides.get(cloud, {})}
-
-    def _permissions(self, site: str, cloud: str | None) -> tuple[Permission, ...]:
-        """What the plan's steps and checks at ``site`` need in ``cloud``."""
-        if cloud is None:
-            return ()
-        found = self.needs.get((site, cloud))
-        if found is None:
-            found = self.needs[(site, cloud)] = self._needed(site, cloud)
-        return found
-
-    def _needed(self, site: str, cloud: str) -> tuple[Permission, ...]:
-        return tuple(Permission(p.cloud, p.action, p.resource) for p in self.plan.permissions(cloud, site))
+        return self.contexts.make(self.lease.run_id, step_id, site, action_cloud)
 
     # --- preflight -----------------------------------------------------------------------------
 
@@ -858,6 +892,7 @@ __all__ = [
     "Options",
     "RunResult",
     "execute",
+    "live_reads",
     "resume",
     "run_ids",
     "run_state",
