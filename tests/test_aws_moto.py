@@ -3,6 +3,7 @@ how AWS errors reach the executor (throttling retried, AccessDenied not)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from failover.executor import Options, execute
 from failover.journal import Journal
 from failover.providers import default_registry
 from failover.providers.aws import autoscaling, cloudwatch, ecs, elbv2, rds, route53
+from failover.providers.aws._client import wait_until
 from failover.providers.base import Permission
 from failover.sandbox.aws import Builder
 from failover.sandbox.spec import AwsSandbox
@@ -83,6 +85,27 @@ def test_set_weights_moves_traffic_in_one_batch_and_compensation_restores_it() -
     assert clients.calls["ChangeResourceRecordSets"] == 1
     action.compensate(ctx, params, before)
     assert action.read(ctx, params) == before
+
+
+def test_record_names_match_as_route53_writes_them_whatever_their_case() -> None:
+    build(ZONE)
+    action = route53.SetWeights()
+    params = action.parse(
+        {
+            "zone_name": "Shop.Example.com",
+            "records": [{"name": "API.shop.example.com", "weights": {"west": 100}}],
+        }
+    )
+    action.apply(context(), params)
+    assert action.verify(context(), params)
+
+
+def test_waits_end_at_the_steps_deadline() -> None:
+    slept: list[float] = []
+    ctx = replace(context(slept=slept), deadline=30.0)  # the step times out 30 s from now
+    with pytest.raises(TransientProviderError, match=r"stable at 3 tasks: not reached after 30s"):
+        wait_until(ctx, "ECS service shop/catalog stable at 3 tasks", lambda: False, timeout=600)
+    assert slept == [1, 2, 4, 5, 5, 5, 5, 5]  # doubling to 5 s; gives up at the first poll past 30 s
 
 
 def test_set_weights_names_a_missing_set_identifier() -> None:

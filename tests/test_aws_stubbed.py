@@ -93,9 +93,7 @@ def make_ctx(
 
 
 class StubFor(Protocol):
-    def __call__(
-        self, ctx: Context, service: str, *, endpoint_url: str | None = None, region: str | None = None
-    ) -> Stubber: ...
+    def __call__(self, ctx: Context, service: str, **options: Any) -> Stubber: ...
 
 
 @pytest.fixture
@@ -103,10 +101,8 @@ def stub() -> Iterator[StubFor]:
     """Activate a Stubber on the client the Context's cache hands to the action; deactivated after."""
     with ExitStack() as stack:
 
-        def make(
-            ctx: Context, service: str, *, endpoint_url: str | None = None, region: str | None = None
-        ) -> Stubber:
-            stubber = Stubber(client(ctx, service, endpoint_url=endpoint_url, region=region))
+        def make(ctx: Context, service: str, **options: Any) -> Stubber:
+            stubber = Stubber(client(ctx, service, **options))
             stack.enter_context(stubber)
             return stubber
 
@@ -144,8 +140,22 @@ ARC_PARAMS = ARC.parse(
 
 def arc_stubs(ctx: Context, stub: StubFor) -> tuple[Stubber, Stubber]:
     return (
-        stub(ctx, "route53-recovery-cluster", endpoint_url=E1, region="us-east-1"),
-        stub(ctx, "route53-recovery-cluster", endpoint_url=E2, region="us-west-2"),
+        stub(
+            ctx,
+            "route53-recovery-cluster",
+            endpoint_url=E1,
+            region="us-east-1",
+            attempts=1,
+            connect_timeout=3.0,
+        ),
+        stub(
+            ctx,
+            "route53-recovery-cluster",
+            endpoint_url=E2,
+            region="us-west-2",
+            attempts=1,
+            connect_timeout=3.0,
+        ),
     )
 
 
@@ -587,6 +597,9 @@ def test_lambda_is_reversible_only_with_an_undo_payload(tmp_path: Path, stubbers
     expect_invoke(lam, b"{}")
     INVOKE.compensate(ctx, with_undo, None)
     assert [p["pause"] for p in sent] == [False]
+    assert (
+        sent[0]["failover"]["token"] == ctx.idempotency_token + ":undo"
+    )  # a hook must not take it for a replay
     lam.assert_no_pending_responses()
 
 

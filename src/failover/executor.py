@@ -277,7 +277,9 @@ class _Contexts:
         self.clients = options.clients or ClientCache()
         self.needs: dict[tuple[str, str], tuple[Permission, ...]] = {}  # permissions per site, cloud
 
-    def make(self, run_id: str, step_id: str, site: str, cloud: str | None) -> Context:
+    def make(
+        self, run_id: str, step_id: str, site: str, cloud: str | None, deadline: float | None = None
+    ) -> Context:
         settings = self.settings(site, cloud)
         region, project = settings.get("region"), settings.get("project")
         return Context(
@@ -296,6 +298,7 @@ class _Contexts:
             settings=settings,
             clients=self.clients,
             permissions=self.permissions(site, cloud),
+            deadline=deadline,
         )
 
     def settings(self, site: str, cloud: str | None) -> dict[str, JsonValue]:
@@ -335,8 +338,8 @@ def live_reads(
         try:
             ctx = contexts.make("plan", step.id, step.site, action.cloud)
             seen[step.id] = action.read(ctx, action.parse(step.params))
-        except FailoverError as exc:
-            seen[step.id] = f"cannot read: {exc}"
+        except Exception as exc:  # a read that cannot answer is shown, not raised
+            seen[step.id] = f"cannot read: {type(exc).__name__}: {exc}"
     return seen
 
 
@@ -466,8 +469,11 @@ class _Run:
         status, code, message = override or (state.status, state.exit_code or 0, state.message)
         return RunResult(self.lease.run_id, status, code, message, state)
 
-    def _context(self, step_id: str, site: str, action_cloud: str | None) -> Context:
-        return self.contexts.make(self.lease.run_id, step_id, site, action_cloud)
+    def _context(
+        self, step_id: str, site: str, action_cloud: str | None, timeout_s: float | None = None
+    ) -> Context:
+        deadline = None if timeout_s is None else self.options.clock() + timeout_s
+        return self.contexts.make(self.lease.run_id, step_id, site, action_cloud, deadline)
 
     # --- preflight -----------------------------------------------------------------------------
 
@@ -678,7 +684,7 @@ class _Run:
         shows it already took effect. Journals step_started with the rollback snapshot."""
         if step.kind == "verify":
             check = self.registry.check(step.action)
-            ctx = self._context(step.id, step.site, check.cloud)
+            ctx = self._context(step.id, step.site, check.cloud, step.timeout_s)
             params = check.parse(step.params)
             self.emit("step_started", step.id, before=None)
 
@@ -690,7 +696,7 @@ class _Run:
 
             return attempt, None
         action = self.registry.action(step.action)
-        ctx = self._context(step.id, step.site, action.cloud)
+        ctx = self._context(step.id, step.site, action.cloud, step.timeout_s)
         params = action.parse(step.params)
         if record.state == "started":  # in flight when the last process died
             if action.verifiable and action.verify(ctx, params):
@@ -849,7 +855,11 @@ class _Run:
                 params = action.parse(step.params)
                 if rec.state == "started" and action.verifiable and not action.verify(ctx, params):
                     continue  # in flight when the process died, and never took effect
-                if rec.state == "compensating" and action.read(ctx, params) == rec.before:
+                if (
+                    rec.state == "compensating"
+                    and action.verifiable
+                    and action.read(ctx, params) == rec.before
+                ):
                     self.emit("step_compensated", step_id, recovered=True)  # done before a crash
                     continue
                 if rec.state != "compensating":

@@ -76,12 +76,17 @@ class ClientCache:
 
     def __init__(self) -> None:
         self._items: dict[object, object] = {}
-        self._lock = threading.RLock()  # making a client may need a session first
+        self._locks: dict[object, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def get(self, key: object, make: Callable[[], T]) -> T:
+        """The item for ``key``, made by ``make`` if there is none yet. Only makers of the same
+        key wait for each other (a session that assumes a role must not stall the others)."""
         found = self._items.get(key)
         if found is None:
-            with self._lock:
+            with self._guard:
+                lock = self._locks.setdefault(key, threading.Lock())
+            with lock:
                 found = self._items.get(key)
                 if found is None:
                     found = self._items[key] = make()
@@ -109,6 +114,8 @@ class Context:
     settings: Mapping[str, JsonValue] = field(default_factory=dict)
     clients: ClientCache = field(default_factory=ClientCache)
     permissions: tuple[Permission, ...] = ()
+    deadline: float | None = None
+    """When the step times out (on ``clock``): waits inside an action end by then."""
 
     @property
     def idempotency_token(self) -> str:

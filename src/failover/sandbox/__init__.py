@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from failover.sandbox.aws import Builder, MotoSandbox
 
 
+_ACTIVE: str | None = None  # the runbook whose sandbox runs in this process
+
+
 class Sandbox:
     """The sandbox of one runbook for the duration of a ``with`` block: servers started, declared
     resources created, and the state they started in kept for comparison."""
@@ -30,27 +33,37 @@ class Sandbox:
                 f"runbook {self.runbook.name} has no sandbox: section to build a sandbox from "
                 "(see docs/runbook-reference.md#sandbox)"
             )
+        global _ACTIVE
+        if _ACTIVE is not None:  # moto keeps its world per process: two would share (and reset) it
+            raise SandboxError(f"a sandbox of {_ACTIVE} is already running in this process; one at a time")
         from failover.sandbox.aws import Builder, MotoSandbox
 
-        self._moto = MotoSandbox().__enter__()
         try:
+            self._moto = MotoSandbox().__enter__()
             regions = {
                 name: site.aws.region for name, site in self.runbook.sites.items() if site.aws is not None
             }
             self._builder = Builder(regions, self._moto.endpoint_url)
             self._builder.create(spec.aws)
             self.start = self.state()
-        except BaseException:
-            self._moto.stop()
-            raise
+        except Exception as exc:
+            if self._moto is not None:
+                self._moto.stop()
+                self._moto = None
+            if isinstance(exc, SandboxError):
+                raise
+            raise SandboxError(f"the sandbox could not start: {type(exc).__name__}: {exc}") from exc
+        _ACTIVE = self.runbook.name
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        global _ACTIVE
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+            _ACTIVE = None
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """Per cloud, the settings that point a run's sites at the sandbox."""

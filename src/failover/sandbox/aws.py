@@ -42,7 +42,8 @@ class MotoSandbox:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):  # a fresh world: state is per process
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: no proxy
+        with direct.open(request, timeout=10):  # a fresh world: moto's state is per process
             pass
         return self
 

@@ -17,10 +17,10 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    ReadTimeoutError,
+    HTTPClientError,
+    ResponseStreamingError,
 )
 from botocore.parsers import ResponseParserError
 from botocore.session import get_session
@@ -31,13 +31,13 @@ from failover.providers.base import Context
 READ_TIMEOUT_S = 60.0
 
 
-def _config(read_timeout: float, attempts: int | None) -> Config:
+def _config(read_timeout: float, attempts: int | None, connect_timeout: float = 10.0) -> Config:
     """botocore's standard retry mode (its attempts: AWS_MAX_ATTEMPTS, else 3; ``attempts`` for
     calls that must not be repeated by botocore) and bounded connect and read timeouts."""
     retries: dict[str, object] = {"mode": "standard"}
     if attempts is not None:
         retries["max_attempts"] = attempts
-    return Config(retries=retries, connect_timeout=10, read_timeout=read_timeout)
+    return Config(retries=retries, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
 TRANSIENT_CODES = frozenset(
@@ -60,9 +60,15 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "EC2ThrottledException",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "TransactionInProgressException",
+        "ResourceContentionFault",
+        "ScalingActivityInProgress",
     }
 )
-_TRANSIENT_TRANSPORT = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+# refused, timed out, reset or cut off mid-answer: the network, not the request
+_TRANSIENT_TRANSPORT = (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, ResponseStreamingError)
 SANDBOX_CREDENTIALS = "sandbox"  # settings["credentials"]: static keys a local sandbox accepts
 
 
@@ -74,17 +80,22 @@ def client(
     region: str | None = None,
     read_timeout: float = READ_TIMEOUT_S,
     attempts: int | None = None,
+    connect_timeout: float = 10.0,
 ) -> Any:
     """A client for ``service`` in the step's site and region (one session per site and run);
     ``endpoint_url`` and ``region`` for APIs with their own endpoints (ARC's cluster)."""
     region = region or _region(ctx)
     endpoint = _text(ctx, "endpoint_url") or endpoint_url  # the sandbox's endpoint wins
-    return ctx.clients.get(
-        ("aws", ctx.placement.site, service, region, endpoint, read_timeout, attempts),
-        lambda: _session(ctx).client(
-            service, region_name=region, endpoint_url=endpoint, config=_config(read_timeout, attempts)
-        ),
-    )
+    with aws_errors(ctx, f"the {service} client"):
+        return ctx.clients.get(
+            ("aws", ctx.placement.site, service, region, endpoint, read_timeout, attempts, connect_timeout),
+            lambda: _session(ctx).client(
+                service,
+                region_name=region,
+                endpoint_url=endpoint,
+                config=_config(read_timeout, attempts, connect_timeout),
+            ),
+        )
 
 
 def _region(ctx: Context) -> str:
@@ -158,7 +169,7 @@ def aws_errors(ctx: Context, resource: str, meaning: Mapping[str, str] | None = 
         text = f"AWS {code} on {where}: {message}"
         if meaning and code in meaning:
             raise ProviderError(f"{meaning[code]}: {text}") from exc
-        if code in TRANSIENT_CODES or status >= 500:
+        if code in TRANSIENT_CODES or status == 429 or status >= 500:
             raise TransientProviderError(text) from exc
         raise ProviderError(text) from exc
     except _TRANSIENT_TRANSPORT as exc:
@@ -175,8 +186,11 @@ def wait_until(
     ctx: Context, what: str, reached: Callable[[], bool], timeout: float, every: float = 5.0
 ) -> None:
     """Poll ``reached`` until it is true, at most ``timeout`` seconds (of the context's clock);
-    then raise a transient error, so the executor may try again within the step's own timeout."""
+    and never past the step's deadline; then raise a transient error, so the executor may try
+    again within the step's own timeout."""
     deadline = ctx.clock() + timeout
+    if ctx.deadline is not None and ctx.deadline < deadline:  # the step times out first
+        deadline, timeout = ctx.deadline, max(0.0, ctx.deadline - ctx.clock())
     wait = min(every, 1.0)
     while not reached():
         if ctx.clock() >= deadline:

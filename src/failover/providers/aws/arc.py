@@ -24,6 +24,19 @@ class ClusterEndpoint(Params):
     region: str = Field(description="The endpoint's region, e.g. us-west-2.")
 
 
+def arc_client(ctx: Context, endpoint: ClusterEndpoint) -> Any:
+    """A client of one ARC cluster endpoint: one attempt and a short connect timeout, so a dead
+    endpoint is passed over quickly for the next one."""
+    return client(
+        ctx,
+        "route53-recovery-cluster",
+        endpoint_url=endpoint.endpoint,
+        region=endpoint.region,
+        attempts=1,
+        connect_timeout=3.0,
+    )
+
+
 class RoutingControlsParams(Params):
     controls: dict[str, State] = Field(description="State (On or Off) per routing control ARN.")
     cluster_endpoints: list[ClusterEndpoint] = Field(
@@ -67,9 +80,7 @@ class SetRoutingControls(Action[RoutingControlsParams]):
         safety-rule refusal is final."""
         last: TransientProviderError | None = None
         for endpoint in params.cluster_endpoints:
-            arc = client(
-                ctx, "route53-recovery-cluster", endpoint_url=endpoint.endpoint, region=endpoint.region
-            )
+            arc = arc_client(ctx, endpoint)
             try:
                 with aws_errors(ctx, f"ARC cluster endpoint {endpoint.endpoint}", _MEANING):
                     return dict(getattr(arc, method)(**kwargs))

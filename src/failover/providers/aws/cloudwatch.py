@@ -52,7 +52,7 @@ class AlarmsOk(Check[AlarmsOkParams]):
             if params.prefix:
                 queries.append({"AlarmNamePrefix": params.prefix})
             for query in queries:
-                for page in pages.paginate(**query):
+                for page in pages.paginate(AlarmTypes=["MetricAlarm", "CompositeAlarm"], **query):
                     for alarm in (*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])):
                         states[alarm["AlarmName"]] = alarm["StateValue"]
         missing = sorted(set(params.names) - set(states))

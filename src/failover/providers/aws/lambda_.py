@@ -56,8 +56,8 @@ class Invoke(Action[InvokeParams]):
         )
         return [Permission("aws", "lambda:InvokeFunction", arn)]
 
-    def _invoke(self, ctx: Context, params: InvokeParams, payload: JsonValue) -> JsonValue:
-        event = {"failover": {"run_id": ctx.run_id, "step_id": ctx.step_id, "token": ctx.idempotency_token}}
+    def _invoke(self, ctx: Context, params: InvokeParams, payload: JsonValue, token: str) -> JsonValue:
+        event = {"failover": {"run_id": ctx.run_id, "step_id": ctx.step_id, "token": token}}
         body = {**payload, **event} if isinstance(payload, dict) else {"payload": payload, **event}
         lam = invoker(ctx, params)
         with aws_errors(ctx, f"Lambda function {params.function}"):
@@ -84,7 +84,7 @@ class Invoke(Action[InvokeParams]):
 
     def apply(self, ctx: Context, params: InvokeParams) -> JsonValue:
         """The function receives the idempotency token: a hook that may run twice must use it."""
-        return self._invoke(ctx, params, params.payload)
+        return self._invoke(ctx, params, params.payload, ctx.idempotency_token)
 
     def verify(self, ctx: Context, params: InvokeParams) -> bool:
         return False  # not verifiable: a hook in flight when a run died runs again, with the same token
@@ -92,4 +92,4 @@ class Invoke(Action[InvokeParams]):
     def compensate(self, ctx: Context, params: InvokeParams, before: JsonValue) -> None:
         if params.undo_payload is None:
             super().compensate(ctx, params, before)
-        self._invoke(ctx, params, params.undo_payload)
+        self._invoke(ctx, params, params.undo_payload, ctx.idempotency_token + ":undo")  # not a replay

@@ -81,7 +81,8 @@ class _MoveGlobalWriter(Action[GlobalWriterParams]):
                 f"global cluster {params.global_cluster}: {params.target_cluster} ({target}) is not a member "
                 f"(members: {', '.join(members) or 'none'})"
             )
-        if _writer_arn(found) != target and found.get("Status") == "available":
+        moving = found.get("Status") in ("switching-over", "failing-over")  # asked already: wait
+        if _writer_arn(found) != target and not moving:
             with aws_errors(ctx, f"global cluster {params.global_cluster}"):
                 getattr(client(ctx, "rds"), self.api)(**self._request(params, target))
         wait_until(
@@ -161,7 +162,8 @@ class PromoteReplicaCluster(Action[PromoteClusterParams]):
         return not found.get("ReplicationSourceIdentifier") and found.get("Status") == "available"
 
     def apply(self, ctx: Context, params: PromoteClusterParams) -> JsonValue:
-        if _cluster(ctx, params.cluster).get("ReplicationSourceIdentifier"):
+        found = _cluster(ctx, params.cluster)
+        if found.get("ReplicationSourceIdentifier") and found.get("Status") == "available":  # else: promoting
             with aws_errors(ctx, f"DB cluster {params.cluster}"):
                 client(ctx, "rds").promote_read_replica_db_cluster(DBClusterIdentifier=params.cluster)
         wait_until(
@@ -207,7 +209,11 @@ class PromoteReplicaInstance(Action[PromoteInstanceParams]):
         )
 
     def apply(self, ctx: Context, params: PromoteInstanceParams) -> JsonValue:
-        if _instance(ctx, params.instance).get("ReadReplicaSourceDBInstanceIdentifier"):
+        found = _instance(ctx, params.instance)
+        if (
+            found.get("ReadReplicaSourceDBInstanceIdentifier")
+            and found.get("DBInstanceStatus") == "available"
+        ):
             with aws_errors(ctx, f"DB instance {params.instance}"):
                 client(ctx, "rds").promote_read_replica(DBInstanceIdentifier=params.instance)
         wait_until(

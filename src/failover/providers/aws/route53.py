@@ -58,6 +58,8 @@ class SetFailoverParams(_Zone):
 
 
 def _fqdn(name: str) -> str:
+    """A name as Route 53 answers it: lower case, a final dot, ``*`` as ``\\052``."""
+    name = name.lower().replace("*", "\\052")
     return name if name.endswith(".") else name + "."
 
 
@@ -72,8 +74,10 @@ def zone_id(ctx: Context, params: _Zone) -> str:
     name = _fqdn(str(params.zone_name))
     with aws_errors(ctx, f"hosted zone {name}"):
         zones = client(ctx, "route53").list_hosted_zones_by_name(DNSName=name, MaxItems="10")["HostedZones"]
-    found = [z for z in zones if z["Name"] == name and not z.get("Config", {}).get("PrivateZone", False)]
-    found = found or [z for z in zones if z["Name"] == name]
+    found = [
+        z for z in zones if _fqdn(z["Name"]) == name and not z.get("Config", {}).get("PrivateZone", False)
+    ]
+    found = found or [z for z in zones if _fqdn(z["Name"]) == name]
     if len(found) != 1:
         raise ProviderError(
             f"hosted zone {name} at {ctx.placement.site}: expected one zone of that name, found {len(found)}"
@@ -89,7 +93,7 @@ def record_sets(ctx: Context, zone: str, name: str, type_: str) -> dict[str, dic
         pages = client(ctx, "route53").get_paginator("list_resource_record_sets")
         for page in pages.paginate(HostedZoneId=zone, StartRecordName=fqdn, StartRecordType=type_):
             for rrset in page["ResourceRecordSets"]:
-                if rrset["Name"] != fqdn or rrset["Type"] != type_:
+                if _fqdn(rrset["Name"]) != fqdn or rrset["Type"] != type_:
                     return found
                 found[rrset.get("SetIdentifier", "")] = rrset
     return found
