@@ -215,16 +215,54 @@ def test_target_group_weights_shift_a_listener_and_back() -> None:
     action = elbv2.SetTargetGroupWeights()
     params = action.parse({"load_balancer": "shop", "port": 80, "weights": {"app": 100, "maint": 0}})
     before = action.read(ctx, params)
-    assert before == {"app": 0, "maint": 100}
+    assert isinstance(before, dict) and before["weights"] == {"app": 0, "maint": 100}
     action.apply(ctx, params)
     assert action.verify(ctx, params)
+    after_one = action.read(ctx, params)
     action.apply(ctx, params)
-    assert clients.calls["ModifyListener"] == 1
+    assert action.read(ctx, params) == after_one and clients.calls["ModifyListener"] == 1
     action.compensate(ctx, params, before)
     assert action.read(ctx, params) == before
     wrong_port = action.parse({"load_balancer": "shop", "port": 443, "weights": {"app": 1}})
     with pytest.raises(ProviderError, match=r"no listener on port 443 \(ports: 80\)"):
         action.apply(ctx, wrong_port)
+
+
+def test_target_group_weights_keep_the_other_target_groups_and_restore_a_maintenance_page() -> None:
+    build(
+        {
+            "load_balancers": [
+                {"site": "west", "name": "shop", "weights": {"app": 0, "canary": 5, "maint": 100}}
+            ]
+        }
+    )
+    elb = boto3.client("elbv2", region_name="us-west-2")
+    lb = elb.describe_load_balancers(Names=["shop"])["LoadBalancers"][0]["LoadBalancerArn"]
+    listener = elb.describe_listeners(LoadBalancerArn=lb)["Listeners"][0]["ListenerArn"]
+    action = elbv2.SetTargetGroupWeights()
+    ctx = context()
+    shift = action.parse({"load_balancer": "shop", "port": 80, "weights": {"app": 100, "maint": 0}})
+    action.apply(ctx, shift)
+    groups = elb.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"][0][
+        "ForwardConfig"
+    ]
+    names = {g["TargetGroupArn"]: g["TargetGroupName"] for g in elb.describe_target_groups()["TargetGroups"]}
+    assert {names[g["TargetGroupArn"]]: g["Weight"] for g in groups["TargetGroups"]} == {
+        "app": 100,
+        "canary": 5,  # not named by the step: kept as it was
+        "maint": 0,
+    }
+    maintenance = [
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain"}}
+    ]
+    elb.modify_listener(ListenerArn=listener, DefaultActions=maintenance)
+    before = action.read(ctx, shift)
+    assert isinstance(before, dict) and before["weights"] == {"app": 0, "maint": 0}
+    action.apply(ctx, shift)
+    assert action.verify(ctx, shift)
+    action.compensate(ctx, shift, before)
+    restored = elb.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"]
+    assert [a["Type"] for a in restored] == ["fixed-response"]
 
 
 # --- RDS ----------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ def test_plan_with_the_sandbox_shows_what_each_step_would_change_now() -> None:
     assert result.exit_code == 0, result.output
     live = result.stdout.split("Live reads (sandbox)", 1)[1]
     assert '"writer": "arn:aws:rds:us-east-1:123456789012:cluster:orders-use1"' in live
-    assert 'load-balancer.open          {"app-usw2": 0, "maint-usw2": 100}' in live
+    assert '"weights": {"app-usw2": 0, "maint-usw2": 100}' in live.split("load-balancer.open", 1)[1]
     assert 'drain-source.checkout-down  {"desired": 2, "max": 6, "min": 2}' in live
     markdown = runner.invoke(
         main,

@@ -100,12 +100,10 @@ class SetTargetGroupWeights(Action[TargetGroupWeightsParams]):
             groups = client(ctx, "elbv2").describe_target_groups(Names=names)["TargetGroups"]
         return {g["TargetGroupName"]: g["TargetGroupArn"] for g in groups}
 
-    def read(self, ctx: Context, params: TargetGroupWeightsParams) -> JsonValue:
-        _, actions, _ = self._where(ctx, params)
-        arns = self._arns(ctx, params, sorted(params.weights))
-        names = {arn: n for n, arn in arns.items()}
+    def _weights(self, actions: list[dict[str, Any]], names: dict[str, str]) -> dict[str, int]:
+        """Weight per named target group in the forward action (0 when it is not forwarded to)."""
+        weights = dict.fromkeys(names.values(), 0)
         forward = next((a for a in actions if a["Type"] == "forward"), None)
-        weights: dict[str, JsonValue] = dict.fromkeys(params.weights, 0)
         if forward is not None:
             groups = forward.get("ForwardConfig", {}).get("TargetGroups") or [
                 {"TargetGroupArn": forward.get("TargetGroupArn"), "Weight": 1}
@@ -115,32 +113,75 @@ class SetTargetGroupWeights(Action[TargetGroupWeightsParams]):
                     weights[names[g["TargetGroupArn"]]] = int(g.get("Weight", 1))
         return weights
 
-    def _set(self, ctx: Context, params: TargetGroupWeightsParams, weights: dict[str, int]) -> None:
-        if self.read(ctx, params) == weights:
-            return
-        arn, _, kind = self._where(ctx, params)
-        arns = self._arns(ctx, params, sorted(weights))
-        action = {
-            "Type": "forward",
-            "ForwardConfig": {
-                "TargetGroups": [{"TargetGroupArn": arns[n], "Weight": w} for n, w in sorted(weights.items())]
-            },
-        }
+    def read(self, ctx: Context, params: TargetGroupWeightsParams) -> JsonValue:
+        """The weights, and every action of the listener or rule as it is (the rollback snapshot:
+        authentication, stickiness, a maintenance response, other target groups)."""
+        _, actions, _ = self._where(ctx, params)
+        names = {arn: n for n, arn in self._arns(ctx, params, sorted(params.weights)).items()}
+        return {"weights": {**self._weights(actions, names)}, "actions": [dict(a) for a in actions]}
+
+    def apply(self, ctx: Context, params: TargetGroupWeightsParams) -> JsonValue:
+        """Change only the forward action's weights (other actions and target groups are kept; a
+        fixed response or redirect in the forward's place is replaced by the forward)."""
+        arn, actions, kind = self._where(ctx, params)
+        arns = self._arns(ctx, params, sorted(params.weights))
+        if self._weights(actions, {a: n for n, a in arns.items()}) == dict(params.weights):
+            return dict(params.weights)
+        terminal = next((a for a in actions if a["Type"] in ("forward", "fixed-response", "redirect")), None)
+        groups: list[dict[str, Any]] = []
+        if terminal is not None and terminal["Type"] == "forward":
+            config = terminal.get("ForwardConfig", {})
+            groups = [
+                dict(g)
+                for g in config.get("TargetGroups") or [{"TargetGroupArn": terminal["TargetGroupArn"]}]
+            ]
+        for group in groups:
+            name = next((n for n, a in arns.items() if a == group["TargetGroupArn"]), None)
+            group["Weight"] = params.weights[name] if name is not None else int(group.get("Weight", 1))
+        known = {g["TargetGroupArn"] for g in groups}
+        groups += [
+            {"TargetGroupArn": arns[n], "Weight": w}
+            for n, w in sorted(params.weights.items())
+            if arns[n] not in known
+        ]
+        forward: dict[str, Any] = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
+        if (
+            terminal is not None
+            and terminal["Type"] == "forward"
+            and "TargetGroupStickinessConfig" in terminal.get("ForwardConfig", {})
+        ):
+            forward["ForwardConfig"]["TargetGroupStickinessConfig"] = terminal["ForwardConfig"][
+                "TargetGroupStickinessConfig"
+            ]
+        if terminal is not None and "Order" in terminal:
+            forward["Order"] = terminal["Order"]
+        kept = [a for a in actions if a is not terminal]
+        self._write(ctx, params, arn, kind, [*kept, forward])
+        return dict(params.weights)
+
+    def _write(
+        self,
+        ctx: Context,
+        params: TargetGroupWeightsParams,
+        arn: str,
+        kind: str,
+        actions: list[dict[str, Any]],
+    ) -> None:
         elb = client(ctx, "elbv2")
         with aws_errors(ctx, f"load balancer {params.load_balancer}:{params.port}"):
             if kind == "listener":
-                elb.modify_listener(ListenerArn=arn, DefaultActions=[action])
+                elb.modify_listener(ListenerArn=arn, DefaultActions=actions)
             else:
-                elb.modify_rule(RuleArn=arn, Actions=[action])
-
-    def apply(self, ctx: Context, params: TargetGroupWeightsParams) -> JsonValue:
-        self._set(ctx, params, dict(params.weights))
-        return dict(params.weights)
+                elb.modify_rule(RuleArn=arn, Actions=actions)
 
     def verify(self, ctx: Context, params: TargetGroupWeightsParams) -> bool:
-        return self.read(ctx, params) == dict(params.weights)
+        now = self.read(ctx, params)
+        return isinstance(now, dict) and now.get("weights") == dict(params.weights)
 
     def compensate(self, ctx: Context, params: TargetGroupWeightsParams, before: JsonValue) -> None:
-        if not isinstance(before, dict) or not all(isinstance(v, int) for v in before.values()):
-            raise ProviderError(f"{self.name}: the snapshot to restore is {before!r}, expected weights")
-        self._set(ctx, params, {k: int(v) for k, v in before.items()})  # type: ignore[arg-type]
+        actions = before.get("actions") if isinstance(before, dict) else None
+        if not isinstance(actions, list) or not actions:
+            raise ProviderError(f"{self.name}: the snapshot to restore is {before!r}, expected the actions")
+        arn, now, kind = self._where(ctx, params)
+        if now != actions:
+            self._write(ctx, params, arn, kind, actions)  # type: ignore[arg-type]
