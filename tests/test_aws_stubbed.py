@@ -29,7 +29,8 @@ from failover.providers.aws.arc import SetRoutingControls
 from failover.providers.aws.dynamodb import GlobalTableReplicaActive
 from failover.providers.aws.iam import PermissionsCheck, role_of, with_account
 from failover.providers.aws.lambda_ import Invoke, invoker
-from failover.providers.aws.rds import FailoverGlobalCluster, SwitchoverGlobalCluster
+from failover.providers.aws.rds import FailoverGlobalCluster, PromoteReplicaCluster, SwitchoverGlobalCluster
+from failover.providers.aws.route53 import HealthCheckOk
 from failover.providers.base import ClientCache, Context, Permission, Placement
 from failover.providers.sim import SimWorld
 from failover.runbook import parse_runbook
@@ -857,3 +858,52 @@ def test_a_denied_permission_preflight_refuses_the_run_before_any_change(
     assert [e for e in SimWorld(state).events() if e.op == "apply"] == []
     sts.assert_no_pending_responses()
     iam.assert_no_pending_responses()
+
+
+# --- promotion in progress, health checkers ------------------------------------------------------
+
+
+def test_a_promotion_in_progress_is_waited_for_not_asked_again(tmp_path: Path, stub: StubFor) -> None:
+    ctx = make_ctx(tmp_path)
+    rds_stub = stub(ctx, "rds")
+    cluster = {
+        "DBClusterIdentifier": "orders-usw2",
+        "ReplicationSourceIdentifier": "arn:src",
+        "Status": "promoting",
+    }
+    done = {"DBClusterIdentifier": "orders-usw2", "Status": "available"}
+    for answer in (cluster, cluster, done):  # apply's look, one poll while promoting, then promoted
+        rds_stub.add_response(
+            "describe_db_clusters", {"DBClusters": [answer]}, {"DBClusterIdentifier": "orders-usw2"}
+        )
+    action = PromoteReplicaCluster()
+    assert action.apply(ctx, action.parse({"cluster": "orders-usw2"})) == {"promoted": "orders-usw2"}
+    rds_stub.assert_no_pending_responses()  # and no PromoteReadReplicaDBCluster was sent
+
+
+@pytest.mark.parametrize(
+    ("statuses", "min_healthy", "ok"),
+    [
+        (["Success: HTTP 200", "Success: HTTP 200", "Failure: timed out"], 0.5, True),
+        (["Success: HTTP 200", "Failure: HTTP 503", "Failure: timed out"], 0.5, False),
+        (["Success: HTTP 200", "Success: HTTP 200", "Failure: timed out"], 1.0, False),
+        ([], 0.5, False),
+    ],
+)
+def test_health_check_ok_counts_the_healthy_checkers(
+    tmp_path: Path, stub: StubFor, statuses: list[str], min_healthy: float, ok: bool
+) -> None:
+    ctx = make_ctx(tmp_path)
+    r53 = stub(ctx, "route53")
+    observations = [
+        {"Region": "us-east-1", "IPAddress": f"10.0.0.{i}", "StatusReport": {"Status": s}}
+        for i, s in enumerate(statuses)
+    ]
+    r53.add_response(
+        "get_health_check_status", {"HealthCheckObservations": observations}, {"HealthCheckId": "hc-1"}
+    )
+    check = HealthCheckOk()
+    result = check.run(ctx, check.parse({"health_check_id": "hc-1", "min_healthy": min_healthy}))
+    assert result.ok is ok
+    healthy = sum(s.startswith("Success") for s in statuses)
+    assert result.message.startswith(f"{healthy} of {len(statuses)} checkers report healthy")

@@ -17,6 +17,7 @@ from failover.runbook import Runbook, load_runbook
 from failover.sandbox import Sandbox
 from tests.aws_helpers import FailingClients
 from tests.conftest import ROOT
+from tests.executor_helpers import plan_from
 
 WARM_STANDBY = ROOT / "runbooks" / "examples" / "aws-warm-standby.yaml"
 
@@ -204,3 +205,43 @@ def test_plan_with_the_sandbox_shows_what_each_step_would_change_now() -> None:
         main, ["plan", str(WARM_STANDBY), "--from", "east", "--to", "west", "--sandbox", "--format", "json"]
     )
     assert as_json.exit_code == 2 and "not json" in as_json.stderr
+
+
+def test_the_iam_policy_of_a_small_plan_written_out() -> None:
+    plan = plan_from(
+        """
+        services:
+          app:
+            preflight:
+              - {id: room, check: aws.autoscaling.capacity_available, site: "${to}",
+                 with: {group: web, desired: 2}}
+            steps:
+              - {id: scale, action: aws.autoscaling.set_capacity, site: "${to}",
+                 with: {group: web, desired: 2}}
+              - {id: tasks, action: aws.ecs.set_desired_count, site: "${to}",
+                 with: {cluster: shop, service: api, count: 2}}
+        """
+    )
+    assert iam_policy(plan) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Failover1",
+                "Effect": "Allow",
+                "Action": ["autoscaling:DescribeAutoScalingGroups"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "Failover2",
+                "Effect": "Allow",
+                "Action": ["autoscaling:UpdateAutoScalingGroup"],
+                "Resource": "arn:aws:autoscaling:us-west-2:*:autoScalingGroup:*:autoScalingGroupName/web",
+            },
+            {
+                "Sid": "Failover3",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+                "Resource": "arn:aws:ecs:us-west-2:*:service/shop/api",
+            },
+        ],
+    }
