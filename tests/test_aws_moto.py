@@ -477,3 +477,20 @@ def test_the_executor_retries_a_throttled_step_and_does_not_retry_access_denied(
     assert "AWS AccessDenied on Auto Scaling group checkout at west (us-west-2)" in str(
         failed[0].data["error"]
     )
+
+
+def test_the_plan_warns_when_a_step_times_out_before_its_action_stops_waiting() -> None:
+    plan = plan_from(
+        """
+        services:
+          db:
+            steps:
+              - {id: promote, action: aws.rds.promote_replica_cluster, site: "${to}", pivot: true,
+                 timeout: 5m, with: {cluster: orders}}
+              - {id: scale, action: aws.autoscaling.set_capacity, site: "${to}", timeout: 20m,
+                 with: {group: web, desired: 2}}
+        """
+    )
+    assert any(
+        w.endswith("fails the step: db.promote (waits up to 30m, times out after 5m)") for w in plan.warnings
+    ), plan.warnings

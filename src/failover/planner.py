@@ -68,6 +68,7 @@ class _Planner:
         self.follows: dict[str, str | None] = {}  # step id -> the pivot it comes after, if any
         self.resolved = runbook.resolved_params()
         self.ungraceful = scenario.mode == "ungraceful"
+        self.cut_short: list[str] = []  # steps that time out before their action's own wait ends
 
     def plan(self) -> Plan:
         runbook, scenario = self.runbook, self.scenario
@@ -233,6 +234,11 @@ class _Planner:
         reversible = not spec.pivot and spec.rollback != "none" and action.is_reversible(parsed)
         estimate = spec.estimate if spec.estimate is not None else action.estimate(parsed)
         step_id = f"{service}.{spec.id}"
+        timeout = spec.timeout if spec.timeout is not None else self.defaults.timeout
+        waits = getattr(parsed, "wait_timeout", None)
+        if isinstance(waits, int | float) and waits > timeout and not skipped:
+            waits_text, timeout_text = format_duration(waits), format_duration(timeout)
+            self.cut_short.append(f"{step_id} (waits up to {waits_text}, times out after {timeout_text})")
         return PlannedStep(
             id=step_id,
             service=service,
@@ -246,7 +252,7 @@ class _Planner:
             reversible=reversible,
             pivot=spec.pivot,
             approval=spec.approval or spec.pivot,
-            timeout_s=spec.timeout if spec.timeout is not None else self.defaults.timeout,
+            timeout_s=timeout,
             retries=spec.retries if spec.retries is not None else self.defaults.retries,
             approval_timeout_s=(
                 spec.approval_timeout if spec.approval_timeout is not None else self.defaults.approval_timeout
@@ -337,6 +343,12 @@ class _Planner:
                 f"{len(irreversible)} step(s) are not pivots but cannot be rolled back: "
                 + ", ".join(irreversible[:5])
                 + (", ..." if len(irreversible) > 5 else "")
+            )
+        if self.cut_short:
+            out.append(
+                "step timeout shorter than the action's own wait, so a slow change fails the step: "
+                + "; ".join(self.cut_short[:5])
+                + ("; ..." if len(self.cut_short) > 5 else "")
             )
         return tuple(out)
 
