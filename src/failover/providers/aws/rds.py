@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from abc import abstractmethod
+from typing import Any, TypeVar
 
 from pydantic import Field, JsonValue, model_validator
 
@@ -136,94 +137,95 @@ class PromoteClusterParams(Params):
     wait_timeout: Duration = Field(1800.0, description="How long to wait until it is available.")
 
 
-class PromoteReplicaCluster(Action[PromoteClusterParams]):
-    """Promote a cross-region read replica DB cluster to a standalone writer (pilot light)."""
-
-    name = "aws.rds.promote_replica_cluster"
-    cloud = "aws"
-    reversible = False
-    params_model = PromoteClusterParams
-    default_estimate_s = 600.0
-    permission_names = ("rds:DescribeDBClusters", "rds:PromoteReadReplicaDBCluster")
-
-    def describe(self, params: PromoteClusterParams, where: Placement) -> str:
-        return f"Promote read replica cluster {params.cluster} {where.phrase()} to a standalone writer"
-
-    def permissions(self, params: PromoteClusterParams, where: Placement) -> list[Permission]:
-        arn = f"arn:aws:rds:{where.region or '*'}:*:cluster:{params.cluster}"
-        return [Permission("aws", name, arn) for name in self.permission_names]
-
-    def read(self, ctx: Context, params: PromoteClusterParams) -> JsonValue:
-        found = _cluster(ctx, params.cluster)
-        return {"replication_source": found.get("ReplicationSourceIdentifier"), "status": found.get("Status")}
-
-    def verify(self, ctx: Context, params: PromoteClusterParams) -> bool:
-        found = _cluster(ctx, params.cluster)
-        return not found.get("ReplicationSourceIdentifier") and found.get("Status") == "available"
-
-    def apply(self, ctx: Context, params: PromoteClusterParams) -> JsonValue:
-        found = _cluster(ctx, params.cluster)
-        if found.get("ReplicationSourceIdentifier") and found.get("Status") == "available":  # else: promoting
-            with aws_errors(ctx, f"DB cluster {params.cluster}"):
-                client(ctx, "rds").promote_read_replica_db_cluster(DBClusterIdentifier=params.cluster)
-        wait_until(
-            ctx, f"{params.cluster} promoted", lambda: self.verify(ctx, params), params.wait_timeout, every=15
-        )
-        return {"promoted": params.cluster}
-
-
 class PromoteInstanceParams(Params):
     instance: str = Field(description="Read replica DB instance to promote.")
     wait_timeout: Duration = Field(1800.0, description="How long to wait until it is available.")
 
 
-class PromoteReplicaInstance(Action[PromoteInstanceParams]):
+PromoteParams = TypeVar("PromoteParams", PromoteClusterParams, PromoteInstanceParams)
+
+
+class _Promote(Action[PromoteParams]):
+    """Promotes a read replica (cluster or instance): asked once, while it is available and still
+    replicating; then waited for until it has no source and is available again."""
+
+    cloud = "aws"
+    reversible = False
+    default_estimate_s = 600.0
+    noun = ""  # "read replica cluster" | "read replica"
+    arn_kind = ""  # "cluster" | "db"
+
+    @abstractmethod
+    def _name(self, params: PromoteParams) -> str: ...
+
+    @abstractmethod
+    def _look(self, ctx: Context, name: str) -> tuple[str | None, str | None]:
+        """(its replication source, its status)."""
+
+    @abstractmethod
+    def _promote(self, ctx: Context, name: str) -> None: ...
+
+    def describe(self, params: PromoteParams, where: Placement) -> str:
+        return f"Promote {self.noun} {self._name(params)} {where.phrase()} to a standalone writer"
+
+    def permissions(self, params: PromoteParams, where: Placement) -> list[Permission]:
+        arn = f"arn:aws:rds:{where.region or '*'}:*:{self.arn_kind}:{self._name(params)}"
+        return [Permission("aws", name, arn) for name in self.permission_names]
+
+    def read(self, ctx: Context, params: PromoteParams) -> JsonValue:
+        source, status = self._look(ctx, self._name(params))
+        return {"replication_source": source, "status": status}
+
+    def verify(self, ctx: Context, params: PromoteParams) -> bool:
+        source, status = self._look(ctx, self._name(params))
+        return not source and status == "available"
+
+    def apply(self, ctx: Context, params: PromoteParams) -> JsonValue:
+        name = self._name(params)
+        source, status = self._look(ctx, name)
+        if source and status == "available":  # otherwise it is being promoted already: wait
+            with aws_errors(ctx, f"{self.noun} {name}"):
+                self._promote(ctx, name)
+        wait_until(ctx, f"{name} promoted", lambda: self.verify(ctx, params), params.wait_timeout, every=15)
+        return {"promoted": name}
+
+
+class PromoteReplicaCluster(_Promote[PromoteClusterParams]):
+    """Promote a cross-region read replica DB cluster to a standalone writer (pilot light)."""
+
+    name = "aws.rds.promote_replica_cluster"
+    params_model = PromoteClusterParams
+    permission_names = ("rds:DescribeDBClusters", "rds:PromoteReadReplicaDBCluster")
+    noun, arn_kind = "read replica cluster", "cluster"
+
+    def _name(self, params: PromoteClusterParams) -> str:
+        return params.cluster
+
+    def _look(self, ctx: Context, name: str) -> tuple[str | None, str | None]:
+        found = _cluster(ctx, name)
+        return found.get("ReplicationSourceIdentifier"), found.get("Status")
+
+    def _promote(self, ctx: Context, name: str) -> None:
+        client(ctx, "rds").promote_read_replica_db_cluster(DBClusterIdentifier=name)
+
+
+class PromoteReplicaInstance(_Promote[PromoteInstanceParams]):
     """Promote a cross-region read replica DB instance to a standalone writer (pilot light)."""
 
     name = "aws.rds.promote_replica_instance"
-    cloud = "aws"
-    reversible = False
     params_model = PromoteInstanceParams
-    default_estimate_s = 600.0
     permission_names = ("rds:DescribeDBInstances", "rds:PromoteReadReplica")
+    noun, arn_kind = "read replica", "db"
 
-    def describe(self, params: PromoteInstanceParams, where: Placement) -> str:
-        return f"Promote read replica {params.instance} {where.phrase()} to a standalone writer"
+    def _name(self, params: PromoteInstanceParams) -> str:
+        return params.instance
 
-    def permissions(self, params: PromoteInstanceParams, where: Placement) -> list[Permission]:
-        arn = f"arn:aws:rds:{where.region or '*'}:*:db:{params.instance}"
-        return [Permission("aws", name, arn) for name in self.permission_names]
+    def _look(self, ctx: Context, name: str) -> tuple[str | None, str | None]:
+        found = _instance(ctx, name)
+        return found.get("ReadReplicaSourceDBInstanceIdentifier"), found.get("DBInstanceStatus")
 
-    def read(self, ctx: Context, params: PromoteInstanceParams) -> JsonValue:
-        found = _instance(ctx, params.instance)
-        return {
-            "replication_source": found.get("ReadReplicaSourceDBInstanceIdentifier"),
-            "status": found.get("DBInstanceStatus"),
-        }
-
-    def verify(self, ctx: Context, params: PromoteInstanceParams) -> bool:
-        found = _instance(ctx, params.instance)
-        return (
-            not found.get("ReadReplicaSourceDBInstanceIdentifier")
-            and found.get("DBInstanceStatus") == "available"
-        )
-
-    def apply(self, ctx: Context, params: PromoteInstanceParams) -> JsonValue:
-        found = _instance(ctx, params.instance)
-        if (
-            found.get("ReadReplicaSourceDBInstanceIdentifier")
-            and found.get("DBInstanceStatus") == "available"
-        ):
-            with aws_errors(ctx, f"DB instance {params.instance}"):
-                client(ctx, "rds").promote_read_replica(DBInstanceIdentifier=params.instance)
-        wait_until(
-            ctx,
-            f"{params.instance} promoted",
-            lambda: self.verify(ctx, params),
-            params.wait_timeout,
-            every=15,
-        )
-        return {"promoted": params.instance}
+    def _promote(self, ctx: Context, name: str) -> None:
+        client(ctx, "rds").promote_read_replica(DBInstanceIdentifier=name)
 
 
 class ReplicaLagParams(Params):
