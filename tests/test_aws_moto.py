@@ -420,7 +420,10 @@ def _first_call(name: str, clients: FailingClients) -> None:
     action = registry.find_action(name)
     if action is not None:
         params = action.parse(EXAMPLES[name])
-        action.apply(ctx, params) if name == "aws.lambda.invoke" else action.read(ctx, params)
+        if name == "aws.lambda.invoke":  # a hook reads nothing: its first call is the invocation
+            action.apply(ctx, params)
+        else:
+            action.read(ctx, params)
     else:
         check = registry.check(name)
         check.run(ctx, check.parse(EXAMPLES[name]))

@@ -229,39 +229,41 @@ class SetFailoverRecords(Action[SetFailoverParams]):
             )
         return sets
 
-    def read(self, ctx: Context, params: SetFailoverParams) -> JsonValue:
+    def _pairs(
+        self, ctx: Context, params: SetFailoverParams
+    ) -> tuple[str, list[tuple[str, str, dict[str, Any]]]]:
+        """The zone, and (key, wanted role, record set) of every member of the named pairs: one
+        listing serves the snapshot, the wanted state and the change."""
         zone = zone_id(ctx, params)
-        return {
-            _key(r.name, r.type, set_id): rrset["Failover"]
+        members = [
+            (_key(r.name, r.type, set_id), "PRIMARY" if set_id == r.primary else "SECONDARY", rrset)
             for r in params.records
             for set_id, rrset in self._sets(ctx, zone, r).items()
-        }
+        ]
+        return zone, members
 
-    def _set(self, ctx: Context, params: SetFailoverParams, roles: dict[str, JsonValue]) -> None:
-        zone = zone_id(ctx, params)
-        changes = []
-        for record in params.records:
-            for set_id, rrset in self._sets(ctx, zone, record).items():
-                role = roles.get(_key(record.name, record.type, set_id))
-                if role in ("PRIMARY", "SECONDARY") and rrset["Failover"] != role:
-                    changes.append({"Action": "UPSERT", "ResourceRecordSet": {**rrset, "Failover": role}})
+    def read(self, ctx: Context, params: SetFailoverParams) -> JsonValue:
+        _, members = self._pairs(ctx, params)
+        return {key: rrset["Failover"] for key, _, rrset in members}
+
+    def _set(self, ctx: Context, params: SetFailoverParams, roles: dict[str, JsonValue] | None) -> JsonValue:
+        """Give each member its role (``roles``, or the wanted ones): one change batch."""
+        zone, members = self._pairs(ctx, params)
+        target: dict[str, JsonValue] = dict(roles) if roles is not None else {k: w for k, w, _ in members}
+        changes = [
+            {"Action": "UPSERT", "ResourceRecordSet": {**rrset, "Failover": target[key]}}
+            for key, _, rrset in members
+            if target.get(key) in ("PRIMARY", "SECONDARY") and rrset["Failover"] != target[key]
+        ]
         change(ctx, zone, changes, params.wait_timeout, "failover records")
-
-    def _desired(self, ctx: Context, params: SetFailoverParams) -> dict[str, JsonValue]:
-        zone = zone_id(ctx, params)
-        return {
-            _key(r.name, r.type, set_id): "PRIMARY" if set_id == r.primary else "SECONDARY"
-            for r in params.records
-            for set_id in self._sets(ctx, zone, r)
-        }
+        return target
 
     def apply(self, ctx: Context, params: SetFailoverParams) -> JsonValue:
-        desired = self._desired(ctx, params)
-        self._set(ctx, params, desired)
-        return desired
+        return self._set(ctx, params, None)
 
     def verify(self, ctx: Context, params: SetFailoverParams) -> bool:
-        return self.read(ctx, params) == self._desired(ctx, params)
+        _, members = self._pairs(ctx, params)
+        return all(rrset["Failover"] == wanted for _, wanted, rrset in members)
 
     def compensate(self, ctx: Context, params: SetFailoverParams, before: JsonValue) -> None:
         if not isinstance(before, dict):
