@@ -15,8 +15,7 @@ from failover.executor import Options, execute
 from failover.journal import Journal
 from failover.providers import default_registry
 from failover.providers.aws import autoscaling, cloudwatch, ecs, elbv2, rds, route53
-from failover.providers.aws._client import wait_until
-from failover.providers.base import Permission
+from failover.providers.base import Permission, wait_until
 from failover.sandbox.aws import Builder
 from failover.sandbox.spec import AwsSandbox
 from tests.aws_helpers import REGIONS, CountingClients, FailingClients, aws, context  # noqa: F401

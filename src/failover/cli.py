@@ -50,7 +50,7 @@ from failover.journal import Journal, RunState
 from failover.logs import configure as configure_logging
 from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
-from failover.policy import iam_policy
+from failover.policy import gcp_role, iam_policy
 from failover.progress import LiveProgress
 from failover.providers import default_registry
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
@@ -209,6 +209,11 @@ def graph(runbook: Path, fmt: str, impact: str | None, output: Path | None) -> N
 @click.option("--to", metavar="SITE", help="Site to fail over to (with RUNBOOK).")
 @click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
 @click.option("--site", metavar="SITE", help="Only what the plan does at this site (one role per site).")
+@click.option(
+    "--cloud",
+    type=click.Choice(["aws", "gcp"]),
+    help="aws: an IAM policy; gcp: a custom role definition. Needed when the plan acts in both.",
+)
 @output_opt
 @handle_errors
 def iam_policy_command(
@@ -218,9 +223,11 @@ def iam_policy_command(
     to: str | None,
     mode: str,
     site: str | None,
+    cloud: str | None,
     output: Path | None,
 ) -> None:
-    """Print the IAM policy (JSON) that a plan needs: every permission of its steps and checks."""
+    """Print what a plan needs (JSON): the IAM policy of its AWS permissions, or the custom role
+    definition of its GCP permissions (for `gcloud iam roles create --file`)."""
     if plan_file is not None:
         if runbook is not None:
             raise click.UsageError("give RUNBOOK (with --from and --to) or --plan PLAN.json, not both")
@@ -233,7 +240,15 @@ def iam_policy_command(
     if site is not None and site not in {s.name for s in planned.sites}:
         known = ", ".join(sorted(s.name for s in planned.sites))
         raise click.UsageError(f"--site {site!r}: the plan acts at {known}")
-    _emit(json.dumps(iam_policy(planned, site), indent=2) + "\n", output)
+    if cloud is None:
+        needed = [c for c in ("aws", "gcp") if planned.permissions(c, site)]
+        if len(needed) > 1:
+            raise click.UsageError(
+                "the plan needs permissions in aws and gcp: give --cloud aws or --cloud gcp"
+            )
+        cloud = needed[0] if needed else "aws"
+    document = iam_policy(planned, site) if cloud == "aws" else gcp_role(planned, site)
+    _emit(json.dumps(document, indent=2) + "\n", output)
 
 
 @main.command()

@@ -353,7 +353,7 @@ class StepRecord:
 
     state: str = "pending"  # pending, started, succeeded, failed, skipped, compensating, compensated
     before: object = None
-    attempts: int = 0
+    attempts: int = 0  # failed so far; once the step ends, every attempt it took
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
@@ -372,6 +372,10 @@ class CheckRecord:
     skipped: bool = False
     reason: str | None = None
     at: float = 0.0
+
+
+def _count(value: object, default: int) -> int:
+    return value if isinstance(value, int) else default
 
 
 @dataclass
@@ -439,11 +443,13 @@ class RunState:
             rec.error = str(d.get("error"))
         elif kind == "step_succeeded" and e.step:
             rec = self.step(e.step)
+            rec.attempts = _count(d.get("attempts"), rec.attempts + 1)
             rec.state = "succeeded"
             rec.finished_at = e.at
             rec.started_at = rec.started_at or e.at
         elif kind == "step_failed" and e.step:
             rec = self.step(e.step)
+            rec.attempts = _count(d.get("attempts"), rec.attempts + 1)
             rec.state = "failed"
             rec.error = str(d.get("error"))
             rec.best_effort = bool(d.get("best_effort"))

@@ -1,4 +1,5 @@
-"""Least privilege: the IAM policy a plan needs, from every step's and check's permissions."""
+"""Least privilege: what a plan needs, from every step's and check's permissions: an AWS IAM
+policy, and a GCP custom role definition."""
 
 from __future__ import annotations
 
@@ -32,3 +33,21 @@ def iam_policy(plan: Plan, site: str | None = None) -> dict[str, JsonValue]:
             }
         )
     return {"Version": IAM_VERSION, "Statement": statements}
+
+
+def gcp_role(plan: Plan, site: str | None = None) -> dict[str, JsonValue]:
+    """A GCP custom role definition (as ``gcloud iam roles create ROLE --project P --file F``
+    reads it) holding exactly the GCP permissions of the plan's steps and checks (those that
+    run; at ``site`` only, if given). Custom roles list permissions, not resources: grant the
+    role on the project of each site."""
+    where = f" at {site}" if site else ""
+    scenario = f"{plan.scenario.from_} -> {plan.scenario.to}"
+    return {
+        "title": f"failover {plan.runbook.name} {scenario}{where}"[:100],
+        "description": (
+            f"What the failover plan of {plan.runbook.name} ({scenario}, {plan.scenario.mode}) "
+            f"does{where}: every permission of its steps and checks."
+        )[:256],
+        "stage": "GA",
+        "includedPermissions": [*sorted({p.action for p in plan.permissions("gcp", site)})],
+    }

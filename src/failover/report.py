@@ -35,7 +35,7 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
                 "site": step.site,
                 "description": step.description,
                 "state": rec.state,
-                "attempts": rec.attempts + (1 if rec.state in ("succeeded", "failed") else 0),
+                "attempts": rec.attempts,
                 "started_s": None if rec.started_at is None else round(rec.started_at - start, 3),
                 "finished_s": None if rec.finished_at is None else round(rec.finished_at - start, 3),
                 "duration_s": (

@@ -440,13 +440,18 @@ class _Validator:
                 ("sites",),
                 f"expected at least 2 sites to fail over between, found {len(header.sites)}",
             )
-        aws = header.sandbox.aws if header.sandbox is not None else None
-        for path, site in aws.sites() if aws is not None else ():
-            where = ("sandbox", "aws", *path)
-            if site not in header.sites:
-                self.add(where, f"unknown site {site!r}{_did_you_mean(site, set(header.sites))}")
-            elif header.sites[site].aws is None:
-                self.add(where, f"site {site!r} has no aws placement (region) for a sandbox AWS resource")
+        for cloud, needs in (("aws", "region"), ("gcp", "project and region")):
+            spec = getattr(header.sandbox, cloud) if header.sandbox is not None else None
+            for path, site in spec.sites() if spec is not None else ():
+                where = ("sandbox", cloud, *path)
+                if site not in header.sites:
+                    self.add(where, f"unknown site {site!r}{_did_you_mean(site, set(header.sites))}")
+                elif getattr(header.sites[site], cloud) is None:
+                    self.add(
+                        where,
+                        f"site {site!r} has no {cloud} placement ({needs}) "
+                        f"for a sandbox {cloud.upper()} resource",
+                    )
 
     def _check_graph(self, services: dict[str, Service]) -> None:
         graph = nx.DiGraph()

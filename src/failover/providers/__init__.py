@@ -11,9 +11,9 @@ from failover.providers.base import ENTRY_POINT_GROUP, Provider, Registry
 
 def builtin_providers() -> list[Provider]:
     """The providers that ship with failover."""
-    from failover.providers import aws, sim
+    from failover.providers import aws, gcp, sim
 
-    return [sim.PROVIDER, aws.PROVIDER]
+    return [sim.PROVIDER, aws.PROVIDER, gcp.PROVIDER]
 
 
 def entry_point_providers() -> list[Provider]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from failover.errors import ProviderError, RegistryError
+from failover.errors import ProviderError, RegistryError, TransientProviderError
 
 
 class Params(BaseModel):
@@ -269,3 +269,20 @@ class Registry:
         same = [k for k in known if k.startswith(prefix)] or known
         listed = ", ".join(same[:12]) + (", ..." if len(same) > 12 else "")
         return f"unknown {kind} {name!r}; known {kind}s: {listed}"
+
+
+def wait_until(
+    ctx: Context, what: str, reached: Callable[[], bool], timeout: float, every: float = 5.0
+) -> None:
+    """Poll ``reached`` until it is true, at most ``timeout`` seconds (of the context's clock);
+    and never past the step's deadline; then raise a transient error, so the executor may try
+    again within the step's own timeout."""
+    deadline = ctx.clock() + timeout
+    if ctx.deadline is not None and ctx.deadline < deadline:  # the step times out first
+        deadline, timeout = ctx.deadline, max(0.0, ctx.deadline - ctx.clock())
+    wait = min(every, 1.0)
+    while not reached():
+        if ctx.clock() >= deadline:
+            raise TransientProviderError(f"{what}: not reached after {timeout:g}s")
+        ctx.sleep(wait)
+        wait = min(every, wait * 2)

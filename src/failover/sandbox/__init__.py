@@ -1,8 +1,9 @@
-"""Embedded clouds for drills without a cloud account: a moto server for AWS on 127.0.0.1,
-made of what the runbook's ``sandbox:`` section declares."""
+"""Embedded clouds for drills without a cloud account: a moto server for AWS and the Compute
+Engine fake for GCP, on 127.0.0.1, holding what the runbook's ``sandbox:`` section declares."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -10,25 +11,30 @@ from failover.errors import SandboxError
 
 if TYPE_CHECKING:
     from failover.runbook import Runbook
-    from failover.sandbox.aws import Builder, MotoSandbox
+    from failover.sandbox import aws, gcp
+    from failover.sandbox.compute_fake import ComputeFake
 
 
 _ACTIVE: str | None = None  # the runbook whose sandbox runs in this process
 
 
 class Sandbox:
-    """The sandbox of one runbook for the duration of a ``with`` block: servers started, declared
-    resources created, and the state they started in kept for comparison."""
+    """The sandbox of one runbook for the duration of a ``with`` block: servers started (moto
+    for AWS, the compute fake for GCP, each only if the section declares resources of that
+    cloud), declared resources created, and the state they started in kept for comparison."""
 
     def __init__(self, runbook: Runbook) -> None:
         self.runbook = runbook
-        self._moto: MotoSandbox | None = None
-        self._builder: Builder | None = None
+        self._stack = ExitStack()
+        self._moto: aws.MotoSandbox | None = None
+        self._aws: aws.Builder | None = None
+        self._fake: gcp.FakeSandbox | None = None
+        self._gcp: gcp.Builder | None = None
         self.start: dict[str, Any] = {}
 
     def __enter__(self) -> Sandbox:
         spec = self.runbook.sandbox
-        if spec is None or spec.aws is None:
+        if spec is None or (spec.aws is None and spec.gcp is None):
             raise SandboxError(
                 f"runbook {self.runbook.name} has no sandbox: section to build a sandbox from "
                 "(see docs/runbook-reference.md#sandbox)"
@@ -36,49 +42,87 @@ class Sandbox:
         global _ACTIVE
         if _ACTIVE is not None:  # moto keeps its world per process: two would share (and reset) it
             raise SandboxError(f"a sandbox of {_ACTIVE} is already running in this process; one at a time")
-        from failover.sandbox.aws import Builder, MotoSandbox
-
         try:
-            self._moto = MotoSandbox().__enter__()
-            regions = {
-                name: site.aws.region for name, site in self.runbook.sites.items() if site.aws is not None
-            }
-            self._builder = Builder(regions, self._moto.endpoint_url)
-            self._builder.create(spec.aws)
+            if spec.aws is not None:
+                self._start_aws()
+            if spec.gcp is not None:
+                self._start_gcp()
             self.start = self.state()
         except Exception as exc:
-            if self._moto is not None:
-                self._moto.stop()
-                self._moto = None
+            self._stop()
             if isinstance(exc, SandboxError):
                 raise
             raise SandboxError(f"the sandbox could not start: {type(exc).__name__}: {exc}") from exc
         _ACTIVE = self.runbook.name
         return self
 
+    def _start_aws(self) -> None:
+        from failover.sandbox.aws import Builder, MotoSandbox
+
+        assert self.runbook.sandbox is not None and self.runbook.sandbox.aws is not None
+        self._moto = self._stack.enter_context(MotoSandbox())
+        regions = {name: site.aws.region for name, site in self.runbook.sites.items() if site.aws is not None}
+        self._aws = Builder(regions, self._moto.endpoint_url)
+        self._aws.create(self.runbook.sandbox.aws)
+
+    def _start_gcp(self) -> None:
+        from failover.sandbox.gcp import Builder, FakeSandbox
+
+        assert self.runbook.sandbox is not None and self.runbook.sandbox.gcp is not None
+        self._fake = self._stack.enter_context(FakeSandbox())
+        placements = {
+            name: (site.gcp.project, site.gcp.region)
+            for name, site in self.runbook.sites.items()
+            if site.gcp is not None
+        }
+        self._gcp = Builder(placements, self._fake.fake)
+        self._gcp.create(self.runbook.sandbox.gcp)
+
+    def _stop(self) -> None:
+        self._stack.close()
+        self._moto = self._fake = None
+        self._aws = self._gcp = None
+
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         global _ACTIVE
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        if self._moto is not None or self._fake is not None:
+            self._stop()
             _ACTIVE = None
+
+    @property
+    def compute_fake(self) -> ComputeFake | None:
+        """The GCP compute fake while the sandbox runs (to inject faults into a drill)."""
+        return self._fake.fake if self._fake is not None else None
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """Per cloud, the settings that point a run's sites at the sandbox."""
-        assert self._moto is not None
-        return {"aws": dict(self._moto.overrides())}
+        found: dict[str, dict[str, Any]] = {}
+        if self._moto is not None:
+            found["aws"] = dict(self._moto.overrides())
+        if self._fake is not None:
+            found["gcp"] = dict(self._fake.overrides())
+        return found
 
     def describe(self) -> str:
-        assert self._moto is not None
-        return f"AWS (moto) on {self._moto.endpoint_url}, {len(self.start)} resource settings declared"
+        servers = []
+        if self._moto is not None:
+            servers.append(f"AWS (moto) on {self._moto.endpoint_url}")
+        if self._fake is not None:
+            servers.append(f"GCP (compute fake) on {self._fake.endpoint}")
+        return f"{' and '.join(servers)}, {len(self.start)} resource settings declared"
 
     def state(self) -> dict[str, Any]:
         """What a failover changes in the declared resources, now."""
-        assert self._builder is not None and self.runbook.sandbox is not None
-        assert self.runbook.sandbox.aws is not None
-        return self._builder.state(self.runbook.sandbox.aws)
+        spec = self.runbook.sandbox
+        assert spec is not None
+        found: dict[str, Any] = {}
+        if self._aws is not None and spec.aws is not None:
+            found.update(self._aws.state(spec.aws))
+        if self._gcp is not None and spec.gcp is not None:
+            found.update(self._gcp.state(spec.gcp))
+        return found
 
     def compare_with_start(self) -> str:
         """One line: whether the resources are back where they started, and if not, how."""

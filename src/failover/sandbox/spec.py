@@ -120,7 +120,108 @@ class AwsSandbox(_Spec):
         return found
 
 
+class InstanceGroupSpec(_Spec):
+    site: str
+    name: str = Field(description="Managed instance group name.")
+    zone: str | None = Field(
+        None, description="Zone of a zonal group; regional (the site's region) if not given."
+    )
+    size: int = Field(0, ge=0, description="Target size.")
+
+
+class AutoscalerSpec(_Spec):
+    site: str
+    name: str
+    group: str = Field(description="The managed instance group it scales (same zone or region).")
+    zone: str | None = Field(None, description="Zone of a zonal autoscaler (and its group).")
+    min: int = Field(0, ge=0)
+    max: int = Field(ge=0, le=1000)
+    mode: Literal["ON", "OFF", "ONLY_SCALE_OUT"] = "ON"
+
+    @model_validator(mode="after")
+    def _limits(self) -> AutoscalerSpec:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class BackendSpec(_Spec):
+    site: str = Field(description="The site of the instance group.")
+    group: str = Field(description="Managed instance group name.")
+    zone: str | None = Field(None, description="Zone of a zonal group.")
+    capacity: float = Field(1.0, ge=0.0, le=1.0, description="capacityScaler.")
+    failover: bool = Field(False, description="A failover backend (regional services).")
+
+
+class FailoverPolicySpec(_Spec):
+    failover_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    drop_traffic_if_unhealthy: bool = False
+    disable_connection_drain_on_failover: bool = False
+
+
+class BackendServiceSpec(_Spec):
+    site: str = Field(description="The site whose project (and, if regional, region) holds it.")
+    name: str
+    scope: Literal["global", "regional"] = "global"
+    backends: list[BackendSpec] = Field(default_factory=list)
+    failover_policy: FailoverPolicySpec | None = Field(None, description="Regional services only.")
+
+    @model_validator(mode="after")
+    def _policy(self) -> BackendServiceSpec:
+        if self.failover_policy is not None and self.scope != "regional":
+            raise ValueError("only a regional backend service has a failover_policy")
+        return self
+
+
+class ForwardingRuleSpec(_Spec):
+    site: str
+    name: str
+    scope: Literal["global", "regional"] = "regional"
+    target: str = Field(description="Target path from its scope on, e.g. regions/us-east4/targetPools/web.")
+
+
+class InstanceSpec(_Spec):
+    site: str
+    zone: str
+    name: str
+    status: Literal["RUNNING", "TERMINATED"] = "RUNNING"
+
+
+class RegionSpec(_Spec):
+    site: str = Field(description="The site whose GCP region this describes.")
+    status: Literal["UP", "DOWN"] = "UP"
+    instances_quota: int = Field(24, ge=0, description="The region's INSTANCES quota.")
+
+
+class GcpSandbox(_Spec):
+    regions: list[RegionSpec] = Field(default_factory=list)
+    instance_groups: list[InstanceGroupSpec] = Field(default_factory=list)
+    autoscalers: list[AutoscalerSpec] = Field(default_factory=list)
+    backend_services: list[BackendServiceSpec] = Field(default_factory=list)
+    forwarding_rules: list[ForwardingRuleSpec] = Field(default_factory=list)
+    instances: list[InstanceSpec] = Field(default_factory=list)
+
+    def sites(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(path inside ``sandbox.gcp``, site) of every resource that names a site."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        for field in (
+            "regions",
+            "instance_groups",
+            "autoscalers",
+            "backend_services",
+            "forwarding_rules",
+            "instances",
+        ):
+            for i, item in enumerate(getattr(self, field)):
+                found.append(((field, i, "site"), item.site))
+        for i, service in enumerate(self.backend_services):
+            for j, backend in enumerate(service.backends):
+                found.append((("backend_services", i, "backends", j, "site"), backend.site))
+        return found
+
+
 class Sandbox(_Spec):
     """What the sandbox creates before a drill."""
 
     aws: AwsSandbox | None = None
+    gcp: GcpSandbox | None = None

@@ -7,7 +7,7 @@ AWS error code, the resource and the site.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -180,20 +180,3 @@ def aws_errors(ctx: Context, resource: str, meaning: Mapping[str, str] | None = 
         ) from exc
     except BotoCoreError as exc:
         raise ProviderError(f"AWS client error for {where}: {exc}") from exc
-
-
-def wait_until(
-    ctx: Context, what: str, reached: Callable[[], bool], timeout: float, every: float = 5.0
-) -> None:
-    """Poll ``reached`` until it is true, at most ``timeout`` seconds (of the context's clock);
-    and never past the step's deadline; then raise a transient error, so the executor may try
-    again within the step's own timeout."""
-    deadline = ctx.clock() + timeout
-    if ctx.deadline is not None and ctx.deadline < deadline:  # the step times out first
-        deadline, timeout = ctx.deadline, max(0.0, ctx.deadline - ctx.clock())
-    wait = min(every, 1.0)
-    while not reached():
-        if ctx.clock() >= deadline:
-            raise TransientProviderError(f"{what}: not reached after {timeout:g}s")
-        ctx.sleep(wait)
-        wait = min(every, wait * 2)

@@ -10,8 +10,17 @@ from pydantic import Field, JsonValue, model_validator
 
 from failover.durations import Duration, format_duration
 from failover.errors import ProviderError
-from failover.providers.aws._client import aws_errors, client, wait_until
-from failover.providers.base import Action, Check, CheckResult, Context, Params, Permission, Placement
+from failover.providers.aws._client import aws_errors, client
+from failover.providers.base import (
+    Action,
+    Check,
+    CheckResult,
+    Context,
+    Params,
+    Permission,
+    Placement,
+    wait_until,
+)
 
 
 def _cluster(ctx: Context, cluster: str) -> dict[str, Any]:

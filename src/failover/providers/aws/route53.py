@@ -8,8 +8,17 @@ from pydantic import Field, JsonValue, model_validator
 
 from failover.durations import Duration
 from failover.errors import ProviderError
-from failover.providers.aws._client import aws_errors, client, wait_until
-from failover.providers.base import Action, Check, CheckResult, Context, Params, Permission, Placement
+from failover.providers.aws._client import aws_errors, client
+from failover.providers.base import (
+    Action,
+    Check,
+    CheckResult,
+    Context,
+    Params,
+    Permission,
+    Placement,
+    wait_until,
+)
 
 
 class _Zone(Params):

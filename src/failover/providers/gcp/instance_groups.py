@@ -1,0 +1,251 @@
+"""Managed instance groups: capacity in the standby region, and whether it can be reached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, JsonValue
+
+from failover.durations import Duration
+from failover.errors import ProviderError
+from failover.providers.base import (
+    Action,
+    Check,
+    CheckResult,
+    Context,
+    Params,
+    Permission,
+    Placement,
+    wait_until,
+)
+from failover.providers.gcp._client import (
+    call_options,
+    compute,
+    gcp_errors,
+    last,
+    located,
+    project,
+    region,
+    relative,
+    request_id,
+    wait_operation,
+)
+
+OPERATION_PERMISSIONS = ("compute.zoneOperations.get", "compute.regionOperations.get")
+
+
+class GroupParams(Params):
+    group: str = Field(description="Managed instance group name.")
+    zone: str | None = Field(
+        None, description="Its zone, for a zonal group; a regional group (in the site's region) if not given."
+    )
+
+
+def group_resource(where: Placement, params: GroupParams) -> str:
+    scope = f"zones/{params.zone}" if params.zone else f"regions/{where.region or '*'}"
+    return f"projects/{where.project or '*'}/{scope}/instanceGroupManagers/{params.group}"
+
+
+def describe_group(ctx: Context, params: GroupParams) -> Any:
+    client, scope, path = located(
+        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
+    )
+    with gcp_errors(ctx, f"instance group {path}/{params.group}"):
+        return client.get(request={**scope, "instance_group_manager": params.group}, **call_options())
+
+
+def autoscaler_at(ctx: Context, url: str) -> Any:
+    """The autoscaler a managed instance group's ``status.autoscaler`` URL names."""
+    path = relative(url).split("/")  # projects/P/(zones|regions)/L/autoscalers/NAME
+    if len(path) != 6 or path[2] not in ("zones", "regions"):
+        raise ProviderError(f"unexpected autoscaler URL {url!r}")
+    kind = "AutoscalersClient" if path[2] == "zones" else "RegionAutoscalersClient"
+    with gcp_errors(ctx, f"autoscaler {relative(url)}"):
+        return compute(ctx, kind).get(
+            request={"project": path[1], path[2][:-1]: path[3], "autoscaler": path[5]}, **call_options()
+        )
+
+
+def _quota_errors(ctx: Context, params: GroupParams) -> list[str]:
+    """Why instances of the group could not be created, as the group's last attempts say."""
+    client, scope, path = located(
+        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
+    )
+    with gcp_errors(ctx, f"instance group {path}/{params.group}"):
+        managed = client.list_managed_instances(
+            request={**scope, "instance_group_manager": params.group}, **call_options()
+        )
+        errors = [e for m in managed for e in m.last_attempt.errors.errors]
+    return sorted({f"{e.code}: {e.message}" for e in errors if e.code == "QUOTA_EXCEEDED"})
+
+
+def resize_group(ctx: Context, params: GroupParams, size: int, purpose: str) -> None:
+    """Resize the group to ``size`` (if it is not there) and wait for the operation."""
+    group = describe_group(ctx, params)
+    if group.target_size == size:
+        return
+    _refuse_if_autoscaler_keeps(ctx, group, params, size)
+    client, scope, path = located(
+        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
+    )
+    what = f"resize of instance group {path}/{params.group} to {size}"
+    with gcp_errors(ctx, f"instance group {path}/{params.group}"):
+        operation = client.resize_unary(
+            request={
+                **scope,
+                "instance_group_manager": params.group,
+                "size": size,
+                "request_id": request_id(ctx, purpose, path, params.group, str(size)),
+            },
+            **call_options(),
+        )
+    wait_operation(ctx, operation, what)
+
+
+class ResizeParams(GroupParams):
+    size: int = Field(ge=0, description="Target size (number of instances).")
+    wait_timeout: Duration = Field(
+        600.0, description="How long to wait for the group to be stable at that size."
+    )
+
+
+class ResizeInstanceGroup(Action[ResizeParams]):
+    """Resize a zonal or regional managed instance group; wait until it is stable at that size."""
+
+    name = "gcp.compute.resize_instance_group"
+    cloud = "gcp"
+    params_model = ResizeParams
+    default_estimate_s = 240.0
+    permission_names = (
+        "compute.instanceGroupManagers.get",
+        "compute.instanceGroupManagers.update",
+        "compute.autoscalers.get",
+        *OPERATION_PERMISSIONS,
+    )
+
+    def describe(self, params: ResizeParams, where: Placement) -> str:
+        zone = f" in zone {params.zone}" if params.zone else ""
+        return f"Resize managed instance group {params.group}{zone} {where.phrase()} to {params.size}"
+
+    def permissions(self, params: ResizeParams, where: Placement) -> list[Permission]:
+        resource = group_resource(where, params)
+        op = "compute.zoneOperations.get" if params.zone else "compute.regionOperations.get"
+        return [
+            Permission("gcp", "compute.instanceGroupManagers.get", resource),
+            Permission("gcp", "compute.instanceGroupManagers.update", resource),
+            Permission("gcp", "compute.autoscalers.get"),
+            Permission("gcp", op),
+        ]
+
+    def read(self, ctx: Context, params: ResizeParams) -> JsonValue:
+        return {"size": describe_group(ctx, params).target_size}
+
+    def apply(self, ctx: Context, params: ResizeParams) -> JsonValue:
+        resize_group(ctx, params, params.size, "resize")
+        wait_until(
+            ctx,
+            f"instance group {params.group} stable at {params.size} instances",
+            lambda: self._settled(ctx, params),
+            params.wait_timeout,
+            every=10,
+        )
+        return {"size": params.size}
+
+    def _settled(self, ctx: Context, params: ResizeParams) -> bool:
+        group = describe_group(ctx, params)
+        if group.target_size == params.size and group.status.is_stable:
+            return True
+        quota = _quota_errors(ctx, params)
+        if quota:
+            raise ProviderError(
+                f"quota exceeded: instance group {params.group} in {project(ctx)}/"
+                f"{params.zone or region(ctx)} cannot reach {params.size} instances: {'; '.join(quota)}"
+            )
+        return False
+
+    def verify(self, ctx: Context, params: ResizeParams) -> bool:
+        group = describe_group(ctx, params)
+        return bool(group.target_size == params.size and group.status.is_stable)
+
+    def compensate(self, ctx: Context, params: ResizeParams, before: JsonValue) -> None:
+        size = before.get("size") if isinstance(before, dict) else None
+        if not isinstance(size, int):
+            raise ProviderError(f"{self.name}: the snapshot to restore is {before!r}, expected size")
+        resize_group(ctx, params, size, "compensate")
+
+
+def _refuse_if_autoscaler_keeps(ctx: Context, group: Any, params: GroupParams, size: int) -> None:
+    """An autoscaler that is on puts the group back between its limits: say so before resizing."""
+    url = group.status.autoscaler
+    if not url:
+        return
+    autoscaler = autoscaler_at(ctx, url)
+    policy = autoscaler.autoscaling_policy
+    if policy.mode in ("OFF",) or policy.min_num_replicas <= size <= policy.max_num_replicas:
+        return
+    raise ProviderError(
+        f"instance group {params.group} is kept between {policy.min_num_replicas} and "
+        f"{policy.max_num_replicas} instances by autoscaler {last(url)} (mode {policy.mode}), "
+        f"so a resize to {size} would be undone: "
+        "change its limits first with gcp.compute.set_autoscaler_limits"
+    )
+
+
+class CapacityParams(GroupParams):
+    size: int = Field(ge=0, description="The size the failover will ask for.")
+    respect_autoscaler: bool = Field(
+        True,
+        description="Fail when the group's autoscaler caps it below the size "
+        "(false when the plan raises the limit first).",
+    )
+
+
+class InstanceGroupCapacity(Check[CapacityParams]):
+    """Pass when a managed instance group can grow to a size: its region's quota and autoscaler allow it.
+
+    The INSTANCES quota of the region must cover the instances to add, and an autoscaler that is
+    on must allow the size (unless ``respect_autoscaler`` is false).
+    """
+
+    name = "gcp.compute.instance_group_capacity"
+    cloud = "gcp"
+    params_model = CapacityParams
+    default_estimate_s = 1.0
+    permission_names = ("compute.instanceGroupManagers.get", "compute.regions.get", "compute.autoscalers.get")
+
+    def describe(self, params: CapacityParams, where: Placement) -> str:
+        return (
+            f"Check that instance group {params.group} {where.phrase()} can grow to {params.size} instances"
+        )
+
+    def permissions(self, params: CapacityParams, where: Placement) -> list[Permission]:
+        return [
+            Permission("gcp", "compute.instanceGroupManagers.get", group_resource(where, params)),
+            Permission("gcp", "compute.regions.get"),
+            Permission("gcp", "compute.autoscalers.get"),
+        ]
+
+    def run(self, ctx: Context, params: CapacityParams) -> CheckResult:
+        group = describe_group(ctx, params)
+        grow = max(0, params.size - group.target_size)
+        at = params.zone.rsplit("-", 1)[0] if params.zone else region(ctx)
+        with gcp_errors(ctx, f"region {at}"):
+            found = compute(ctx, "RegionsClient").get(
+                request={"project": project(ctx), "region": at}, **call_options()
+            )
+        quota = next((q for q in found.quotas if q.metric == "INSTANCES"), None)
+        free = None if quota is None else int(quota.limit - quota.usage)
+        observed: dict[str, JsonValue] = {"target_size": group.target_size, "instances_free": free}
+        problems = []
+        if free is not None and grow > free:
+            problems.append(f"{grow} more instances needed, the INSTANCES quota of {at} has {free} left")
+        if group.status.autoscaler:
+            policy = autoscaler_at(ctx, group.status.autoscaler).autoscaling_policy
+            observed["autoscaler_max"] = policy.max_num_replicas
+            if params.respect_autoscaler and policy.mode != "OFF" and policy.max_num_replicas < params.size:
+                problems.append(
+                    f"autoscaler {last(group.status.autoscaler)} caps it at {policy.max_num_replicas}"
+                )
+        if problems:
+            return CheckResult(False, observed, "; ".join(problems))
+        return CheckResult(True, observed, f"at {group.target_size}, can grow to {params.size}")

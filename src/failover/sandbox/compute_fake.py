@@ -1,0 +1,864 @@
+"""A small, faithful fake of the Compute Engine REST API (the paths failover uses), on 127.0.0.1.
+
+There is no emulator for Compute Engine. This fake serves what the GCP provider and the sandbox
+call, with the shapes google-cloud-compute sends and parses: managed instance groups (zonal and
+regional: insert, get, resize, listManagedInstances), autoscalers (insert, get, patch), backend
+services (global and regional: insert, get, patch with fingerprints, getHealth), forwarding
+rules (insert, get, setTarget), instances (insert, get, start, stop), regions (get, with an
+INSTANCES quota), zone/region/global operations (get, wait) and Resource Manager's
+``projects.testIamPermissions``.
+
+It keeps state, validates paths and bodies (400 with the field named, 404 for what does not
+exist, 412 for a stale fingerprint), and works like the real thing where a failover depends on
+it: mutations return an operation that is RUNNING and takes effect when it is DONE (operations
+progress as they are polled or waited on); a repeated ``requestId`` returns the first operation
+and changes nothing; a resized group is unstable until its instances exist, and instances the
+region's quota cannot hold stay missing, with QUOTA_EXCEEDED in the group's last attempts; an
+autoscaler that is on keeps its group between its limits. Faults can be injected: an HTTP error
+(429, 503, 403 quotaExceeded...) for matching requests, or an operation that ends DONE in error.
+
+Not modelled: instance templates, health checks and target proxies as resources (their URLs
+are only checked for form), load, and any API not listed above.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from failover.providers.gcp._client import relative
+
+JsonDict = dict[str, Any]
+
+DEFAULT_INSTANCES_QUOTA = 24
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, reason (``errors[].reason``) and message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+    def body(self) -> JsonDict:
+        return {
+            "error": {
+                "code": self.status,
+                "message": self.message,
+                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+            }
+        }
+
+
+def _invalid(field_name: str, value: object, expected: str) -> ApiError:
+    return ApiError(400, "invalid", f"Invalid value for field '{field_name}': '{value}'. {expected}")
+
+
+def _not_found(path: str) -> ApiError:
+    return ApiError(404, "notFound", f"The resource '{path}' was not found")
+
+
+@dataclass
+class Fault:
+    """Something to go wrong, ``times`` times, for requests whose method matches and whose path
+    matches ``path`` (a regular expression, searched): an HTTP error, or (``operation_error``)
+    an accepted mutation whose operation ends DONE with that error code and no effect."""
+
+    method: str
+    path: str
+    status: int = 503
+    reason: str = "backendError"
+    message: str = "injected fault"
+    operation_error: str | None = None
+    times: int = 1
+
+
+@dataclass
+class _Operation:
+    body: JsonDict
+    effect: Callable[[], None] | None
+    polls_left: int
+    error: tuple[str, str] | None = None
+
+
+@dataclass
+class _Group:
+    """What a managed instance group holds besides its JSON: its instances, and how many more
+    observations it takes to converge."""
+
+    members: list[str] = field(default_factory=list)  # instance resource paths
+    created: int = 0
+    settle_left: int = 0
+    missing: int = 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _merge(into: JsonDict, patch: JsonDict) -> None:
+    """JSON merge patch, as Compute Engine's PATCH applies it: objects merge, the rest replaces."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+class ComputeFake:
+    """The fake: ``start()`` it, point clients at ``endpoint``, ``stop()`` it.
+
+    ``operation_polls``: how many times an operation is seen (get or wait) before it is DONE;
+    ``settle_polls``: how many reads of a resized group before its instances exist.
+    """
+
+    def __init__(self, *, operation_polls: int = 2, settle_polls: int = 1) -> None:
+        self.operation_polls = operation_polls
+        self.settle_polls = settle_polls
+        self.requests: list[JsonDict] = []
+        self._lock = threading.RLock()
+        self._resources: dict[str, JsonDict] = {}  # projects/P/... -> JSON
+        self._groups: dict[str, _Group] = {}
+        self._operations: dict[str, _Operation] = {}
+        self._by_request_id: dict[tuple[str, str], str] = {}
+        self._regions: dict[tuple[str, str], JsonDict] = {}
+        self._faults: list[Fault] = []
+        self._denied: set[str] = set()
+        self._unhealthy: set[str] = set()
+        self._counter = 0
+        self._server: ThreadingHTTPServer | None = None
+        self.endpoint = ""
+
+    # -- serving -------------------------------------------------------------------------
+
+    def start(self) -> ComputeFake:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body = fake.handle(self.command, self.path, raw)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve  # noqa: N815 (http.server names)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)  # quick to stop
+        threading.Thread(target=serve, name="compute-fake", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ComputeFake:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- control: faults, regions, permissions -------------------------------------------
+
+    def fail(self, method: str, path: str, **how: Any) -> Fault:
+        """Inject a :class:`Fault` for requests matching ``method`` and ``path``."""
+        fault = Fault(method.upper(), path, **how)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def set_region(
+        self, project: str, region: str, *, status: str | None = None, instances_quota: int | None = None
+    ) -> None:
+        """A region's status (UP or DOWN) and INSTANCES quota limit."""
+        with self._lock:
+            found = self._region(project, region)
+            if status is not None:
+                found["status"] = status
+            if instances_quota is not None:
+                found["quota"] = instances_quota
+
+    def deny(self, *permissions: str) -> None:
+        """Permissions testIamPermissions will say the caller lacks (every other one is held)."""
+        with self._lock:
+            self._denied.update(permissions)
+
+    def set_unhealthy(self, instance: str, unhealthy: bool = True) -> None:
+        """Make an instance (``projects/P/zones/Z/instances/N``) fail its health checks."""
+        with self._lock:
+            (self._unhealthy.add if unhealthy else self._unhealthy.discard)(relative(instance))
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, raw: bytes) -> tuple[int, JsonDict]:
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return 400, ApiError(400, "parseError", "Parse Error: the body is not JSON").body()
+        with self._lock:
+            self.requests.append({"method": method, "path": parts.path, "query": query, "body": body})
+            try:
+                fault = self._fault(method, parts.path)
+                if fault is not None and fault.operation_error is None:
+                    raise ApiError(fault.status, fault.reason, fault.message)
+                for verb, pattern, handler in _ROUTES:
+                    match = pattern.fullmatch(parts.path)
+                    if match and verb == method:
+                        if not isinstance(body, dict):
+                            raise ApiError(400, "parseError", "the body must be a JSON object")
+                        return 200, handler(self, _Call(match.groupdict(), query, body, fault))
+                raise ApiError(404, "notFound", f"no such method: {method} {parts.path}")
+            except ApiError as exc:
+                return exc.status, exc.body()
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.method == method and re.search(fault.path, path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return f"{self.endpoint}/compute/v1/{path}"
+
+    def _get(self, path: str) -> JsonDict:
+        found = self._resources.get(path)
+        if found is None:
+            raise _not_found(path)
+        return found
+
+    def _region(self, project: str, region: str) -> JsonDict:
+        if not _REGION.fullmatch(region):
+            raise _not_found(f"projects/{project}/regions/{region}")
+        return self._regions.setdefault((project, region), {"status": "UP", "quota": DEFAULT_INSTANCES_QUOTA})
+
+    def _zone_region(self, project: str, zone: str) -> str:
+        region = zone.rsplit("-", 1)[0]
+        if not re.fullmatch(r"[a-z]", zone.rsplit("-", 1)[-1]):
+            raise _not_found(f"projects/{project}/zones/{zone}")
+        self._region(project, region)
+        return region
+
+    def _instances_in(self, project: str, region: str) -> int:
+        prefix = f"projects/{project}/zones/{region}-"
+        return sum(1 for p in self._resources if p.startswith(prefix) and "/instances/" in p)
+
+    def _new(
+        self, call: _Call, collection: str, what: str, loc: str | None = None
+    ) -> tuple[str, str, str, str]:
+        """What every insert checks: the location exists, the name is valid and not taken.
+        Gives the project, location, name and path of the new resource."""
+        project, loc = call.args["project"], loc or call.args["loc"]
+        if loc != "global":
+            self._location(project, loc)
+        name = call.body.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise _invalid("resource.name", name, f"Must be a match of regex '{_NAME.pattern}' ({what})")
+        path = f"projects/{project}/{loc}/{collection}/{name}"
+        if path in self._resources:
+            raise ApiError(409, "alreadyExists", f"The resource '{path}' already exists")
+        return project, loc, name, path
+
+    def _operation(
+        self, call: _Call, project: str, scope: str, target: str, kind: str, effect: Callable[[], None]
+    ) -> JsonDict:
+        """Start an operation in ``scope`` (``zones/Z``, ``regions/R`` or ``global``), or give
+        back the one started by the same requestId."""
+        rid = call.query.get("requestId")
+        if rid is not None:
+            if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", rid) or set(rid) <= {
+                "0",
+                "-",
+            }:
+                raise _invalid("requestId", rid, "Must be a valid UUID other than the zero UUID")
+            seen = self._by_request_id.get((project, rid))
+            if seen is not None:
+                return dict(self._operations[seen].body)
+        self._counter += 1
+        name = f"operation-{self._counter:06d}-{hashlib.sha1(target.encode()).hexdigest()[:8]}"
+        path = f"projects/{project}/{scope}/operations/{name}"
+        body: JsonDict = {
+            "kind": "compute#operation",
+            "id": str(10_000 + self._counter),
+            "name": name,
+            "operationType": kind,
+            "targetLink": self.url(target),
+            "status": "RUNNING",
+            "progress": 0,
+            "insertTime": _now(),
+            "startTime": _now(),
+            "selfLink": self.url(path),
+        }
+        if scope != "global":
+            body[scope.split("/")[0][:-1]] = self.url(f"projects/{project}/{scope}")
+        error = (
+            (call.fault.operation_error, call.fault.message)
+            if call.fault and call.fault.operation_error
+            else None
+        )
+        op = self._operations[path] = _Operation(body, effect, self.operation_polls, error)
+        if rid is not None:
+            self._by_request_id[(project, rid)] = path
+        if op.polls_left <= 0:
+            self._finish(op)
+        return dict(op.body)
+
+    def _observe(self, path: str) -> JsonDict:
+        op = self._operations.get(path)
+        if op is None:
+            raise _not_found(path)
+        if op.body["status"] != "DONE":
+            op.polls_left -= 1
+            if op.polls_left <= 0:
+                self._finish(op)
+        return dict(op.body)
+
+    def _finish(self, op: _Operation) -> None:
+        if op.error is None and op.effect is not None:
+            try:
+                op.effect()
+            except ApiError as exc:  # it failed while it ran
+                op.error = (exc.reason, exc.message)
+        if op.error is not None:
+            code, message = op.error
+            op.body["error"] = {"errors": [{"code": code, "message": message}]}
+            op.body["httpErrorStatusCode"], op.body["httpErrorMessage"] = 400, "BAD REQUEST"
+        op.body.update(status="DONE", progress=100, endTime=_now())
+
+    # -- managed instance groups ---------------------------------------------------------
+
+    def _igm_insert(self, call: _Call) -> JsonDict:
+        project, loc, name, path = self._new(call, "instanceGroupManagers", "instance group manager")
+        template = call.body.get("instanceTemplate")
+        if not isinstance(template, str) or "instanceTemplates/" not in template:
+            raise _invalid("resource.instanceTemplate", template, "Must be an instance template URL")
+        size = call.body.get("targetSize", 0)
+        if not isinstance(size, int) or size < 0:
+            raise _invalid("resource.targetSize", size, "Must be a non-negative integer")
+
+        def effect() -> None:
+            group_path = f"projects/{project}/{loc}/instanceGroups/{name}"
+            self._resources[path] = {
+                "kind": "compute#instanceGroupManager",
+                "name": name,
+                "baseInstanceName": call.body.get("baseInstanceName", name),
+                "instanceTemplate": template,
+                "instanceGroup": self.url(group_path),
+                "targetSize": size,
+                "status": {"isStable": True},
+                "currentActions": {"none": 0, "creating": 0, "deleting": 0},
+                loc.split("/")[0][:-1]: self.url(f"projects/{project}/{loc}"),
+                "selfLink": self.url(path),
+            }
+            self._groups[path] = _Group()
+            self._converge(path)
+
+        return self._operation(call, project, loc, path, "insert", effect)
+
+    def _location(self, project: str, loc: str) -> str:
+        """The region of ``zones/Z`` or ``regions/R``, after checking it exists."""
+        kind, name = loc.split("/")
+        if kind == "zones":
+            return self._zone_region(project, name)
+        self._region(project, name)
+        return name
+
+    def _igm(self, call: _Call) -> tuple[str, JsonDict]:
+        path = f"projects/{call.args['project']}/{call.args['loc']}/instanceGroupManagers/{call.args['name']}"
+        return path, self._get(path)
+
+    def _igm_get(self, call: _Call) -> JsonDict:
+        path, igm = self._igm(call)
+        self._settle(path)
+        return igm
+
+    def _settle(self, path: str) -> None:
+        group = self._groups[path]
+        if group.settle_left > 0:
+            group.settle_left -= 1
+            if group.settle_left == 0:
+                self._converge(path)
+
+    def _igm_resize(self, call: _Call) -> JsonDict:
+        path, _ = self._igm(call)
+        try:
+            size = int(call.query["size"])
+        except (KeyError, ValueError):
+            raise _invalid("size", call.query.get("size"), "Must be a non-negative integer") from None
+        if size < 0:
+            raise _invalid("size", size, "Must be a non-negative integer")
+
+        def effect() -> None:
+            self._set_target(path, size)
+
+        return self._operation(
+            call, call.args["project"], call.args["loc"], path, "compute.instanceGroupManagers.resize", effect
+        )
+
+    def _set_target(self, path: str, size: int) -> None:
+        igm = self._resources[path]
+        autoscaler = igm["status"].get("autoscaler")
+        if autoscaler:  # an autoscaler that is on puts the group back between its limits
+            policy = self._resources[relative(autoscaler)]["autoscalingPolicy"]
+            if policy.get("mode", "ON") != "OFF":
+                size = max(policy.get("minNumReplicas", 0), min(policy["maxNumReplicas"], size))
+        igm["targetSize"] = size
+        group = self._groups[path]
+        if len(group.members) == size:
+            return
+        igm["status"]["isStable"] = False
+        delta = size - len(group.members)
+        igm["currentActions"].update(
+            creating=max(0, delta), deleting=max(0, -delta), none=min(size, len(group.members))
+        )
+        group.settle_left = max(1, self.settle_polls)
+
+    def _converge(self, path: str) -> None:
+        """Create or delete instances so the group holds its target size, as quota allows."""
+        igm, group = self._resources[path], self._groups[path]
+        kind, loc = path.split("/")[2:4]
+        project, region = _group_region(path)
+        quota = self._region(project, region)["quota"]
+        while len(group.members) > igm["targetSize"]:
+            self._resources.pop(group.members.pop(), None)
+        group.missing = 0
+        while len(group.members) < igm["targetSize"]:
+            if self._instances_in(project, region) >= quota:
+                group.missing = igm["targetSize"] - len(group.members)
+                break
+            group.created += 1
+            zone = loc if kind == "zones" else f"{region}-{'abc'[group.created % 3]}"
+            suffix = hashlib.sha1(f"{path}#{group.created}".encode()).hexdigest()[:4]
+            instance = f"projects/{project}/zones/{zone}/instances/{igm['baseInstanceName']}-{suffix}"
+            self._resources[instance] = self._instance_body(instance, "RUNNING")
+            group.members.append(instance)
+        stable = group.missing == 0
+        igm["status"]["isStable"] = stable
+        igm["currentActions"] = {"none": len(group.members), "creating": group.missing, "deleting": 0}
+
+    def _igm_list(self, call: _Call) -> JsonDict:
+        path, _ = self._igm(call)
+        self._settle(path)
+        group = self._groups[path]
+        managed: list[JsonDict] = [
+            {"instance": self.url(p), "instanceStatus": self._resources[p]["status"], "currentAction": "NONE"}
+            for p in group.members
+        ]
+        project, region = _group_region(path)
+        limit = self._region(project, region)["quota"]
+        error = {
+            "code": "QUOTA_EXCEEDED",
+            "message": f"Quota 'INSTANCES' exceeded. Limit: {limit} in region {region}.",
+        }
+        for n in range(group.missing):
+            managed.append(
+                {
+                    "instance": self.url(f"{path}/pending-{n}"),
+                    "currentAction": "CREATING",
+                    "lastAttempt": {"errors": {"errors": [error]}},
+                }
+            )
+        return {"managedInstances": managed}
+
+    # -- autoscalers ---------------------------------------------------------------------
+
+    def _check_policy(self, policy: object) -> None:
+        if not isinstance(policy, dict):
+            raise _invalid("resource.autoscalingPolicy", policy, "Must be an object")
+        lo, hi = policy.get("minNumReplicas", 0), policy.get("maxNumReplicas")
+        if not isinstance(hi, int) or hi < 0 or hi > 1000:
+            raise _invalid("resource.autoscalingPolicy.maxNumReplicas", hi, "Must be between 0 and 1000")
+        if not isinstance(lo, int) or lo < 0 or lo > hi:
+            raise _invalid(
+                "resource.autoscalingPolicy.minNumReplicas",
+                lo,
+                f"Must be between 0 and maxNumReplicas ({hi})",
+            )
+        if policy.get("mode", "ON") not in ("ON", "OFF", "ONLY_SCALE_OUT", "ONLY_UP"):
+            raise _invalid(
+                "resource.autoscalingPolicy.mode", policy.get("mode"), "Must be ON, OFF, ONLY_SCALE_OUT"
+            )
+
+    def _autoscaler_insert(self, call: _Call) -> JsonDict:
+        project, loc, name, path = self._new(call, "autoscalers", "autoscaler")
+        target = relative(str(call.body.get("target", "")))
+        if target not in self._resources or "/instanceGroupManagers/" not in target:
+            raise _invalid("resource.target", call.body.get("target"), "Must be a managed instance group URL")
+        if not target.startswith(f"projects/{project}/{loc}/"):
+            raise _invalid("resource.target", call.body.get("target"), f"Must be a group in {loc}")
+        policy = call.body.get("autoscalingPolicy")
+        self._check_policy(policy)
+
+        def effect() -> None:
+            self._resources[path] = {
+                "kind": "compute#autoscaler",
+                "name": name,
+                "target": self.url(target),
+                "autoscalingPolicy": {"mode": "ON", "minNumReplicas": 0, **dict(policy)},  # type: ignore[arg-type]
+                "status": "ACTIVE",
+                loc.split("/")[0][:-1]: self.url(f"projects/{project}/{loc}"),
+                "selfLink": self.url(path),
+            }
+            self._resources[target]["status"]["autoscaler"] = self.url(path)
+            self._set_target(target, self._resources[target]["targetSize"])
+
+        return self._operation(call, project, loc, path, "insert", effect)
+
+    def _autoscaler_get(self, call: _Call) -> JsonDict:
+        return self._get(
+            f"projects/{call.args['project']}/{call.args['loc']}/autoscalers/{call.args['name']}"
+        )
+
+    def _autoscaler_patch(self, call: _Call) -> JsonDict:
+        name = call.query.get("autoscaler") or call.body.get("name")
+        path = f"projects/{call.args['project']}/{call.args['loc']}/autoscalers/{name}"
+        current = self._get(path)
+        if call.body.get("name", name) != name:
+            raise _invalid("resource.name", call.body.get("name"), f"Must be {name}")
+        merged = json.loads(json.dumps(current))
+        _merge(merged, {k: v for k, v in call.body.items() if k in ("autoscalingPolicy", "description")})
+        self._check_policy(merged["autoscalingPolicy"])
+
+        def effect() -> None:
+            current["autoscalingPolicy"] = merged["autoscalingPolicy"]
+            target = relative(current["target"])
+            self._set_target(target, self._resources[target]["targetSize"])
+
+        return self._operation(call, call.args["project"], call.args["loc"], path, "patch", effect)
+
+    # -- backend services ----------------------------------------------------------------
+
+    def _check_backends(self, project: str, loc: str, body: JsonDict) -> None:
+        backends = body.get("backends", [])
+        if not isinstance(backends, list):
+            raise _invalid("resource.backends", backends, "Must be a list")
+        for i, backend in enumerate(backends):
+            group = relative(str(backend.get("group", "")))
+            owner = group.replace("/instanceGroups/", "/instanceGroupManagers/")
+            if "/instanceGroups/" not in group or owner not in self._resources:
+                raise _invalid(
+                    f"resource.backends[{i}].group",
+                    backend.get("group"),
+                    "Must be an existing instance group",
+                )
+            scaler = backend.get("capacityScaler", 1.0)
+            if not isinstance(scaler, int | float) or not (scaler == 0 or 0.1 <= scaler <= 1.0):
+                raise _invalid(
+                    f"resource.backends[{i}].capacityScaler", scaler, "Must be 0 or between 0.1 and 1.0"
+                )
+        if "failoverPolicy" in body and loc == "global":
+            raise _invalid(
+                "resource.failoverPolicy", body["failoverPolicy"], "Only regional backend services have one"
+            )
+        ratio = body.get("failoverPolicy", {}).get("failoverRatio", 0.0)
+        if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise _invalid("resource.failoverPolicy.failoverRatio", ratio, "Must be between 0 and 1")
+
+    @staticmethod
+    def _fingerprint(resource: JsonDict) -> str:
+        content = json.dumps({k: v for k, v in resource.items() if k != "fingerprint"}, sort_keys=True)
+        return base64.b64encode(hashlib.sha256(content.encode()).digest()[:8]).decode()
+
+    def _bs_insert(self, call: _Call) -> JsonDict:
+        project, loc, _, path = self._new(call, "backendServices", "backend service")
+        self._check_backends(project, loc, call.body)
+
+        def effect() -> None:
+            resource = {
+                "kind": "compute#backendService",
+                "loadBalancingScheme": "EXTERNAL_MANAGED" if loc == "global" else "INTERNAL",
+                **{k: v for k, v in call.body.items() if k not in ("kind", "selfLink", "fingerprint")},
+                "selfLink": self.url(path),
+            }
+            for backend in resource.get("backends", []):
+                backend.setdefault("capacityScaler", 1.0)
+                backend.setdefault("balancingMode", "UTILIZATION")
+            if loc != "global":
+                resource["region"] = self.url(f"projects/{project}/{loc}")
+            resource["fingerprint"] = self._fingerprint(resource)
+            self._resources[path] = resource
+
+        return self._operation(call, project, loc, path, "insert", effect)
+
+    def _bs(self, call: _Call) -> tuple[str, JsonDict]:
+        path = f"projects/{call.args['project']}/{call.args['loc']}/backendServices/{call.args['name']}"
+        return path, self._get(path)
+
+    def _bs_get(self, call: _Call) -> JsonDict:
+        return self._bs(call)[1]
+
+    def _bs_patch(self, call: _Call) -> JsonDict:
+        path, current = self._bs(call)
+        given = call.body.get("fingerprint")
+        if given is not None and given != current["fingerprint"]:
+            raise ApiError(
+                412, "conditionNotMet", "Supplied fingerprint does not match current resource fingerprint."
+            )
+        changes = {
+            k: v
+            for k, v in call.body.items()
+            if k not in ("fingerprint", "kind", "selfLink", "name", "region")
+        }
+        merged = json.loads(json.dumps(current))
+        _merge(merged, changes)
+        self._check_backends(call.args["project"], call.args["loc"], merged)
+
+        def effect() -> None:
+            if self._resources[path]["fingerprint"] != current["fingerprint"]:
+                raise ApiError(412, "CONDITION_NOT_MET", "the backend service changed while the patch waited")
+            merged["fingerprint"] = self._fingerprint(merged)
+            self._resources[path] = merged
+
+        return self._operation(call, call.args["project"], call.args["loc"], path, "patch", effect)
+
+    def _bs_health(self, call: _Call) -> JsonDict:
+        _, service = self._bs(call)
+        group = relative(str(call.body.get("group", "")))
+        if group not in {relative(b.get("group", "")) for b in service.get("backends", [])}:
+            raise _invalid("resource.group", call.body.get("group"), "Must be a backend of the service")
+        igm = group.replace("/instanceGroups/", "/instanceGroupManagers/")
+        self._settle(igm)
+        statuses = []
+        for member in self._groups[igm].members:
+            instance = self._resources[member]
+            healthy = instance["status"] == "RUNNING" and member not in self._unhealthy
+            statuses.append(
+                {
+                    "instance": self.url(member),
+                    "ipAddress": instance["ip"],
+                    "port": 80,
+                    "healthState": "HEALTHY" if healthy else "UNHEALTHY",
+                }
+            )
+        answer: JsonDict = {"kind": "compute#backendServiceGroupHealth"}
+        if statuses:
+            answer["healthStatus"] = statuses
+        return answer
+
+    # -- forwarding rules ----------------------------------------------------------------
+
+    def _check_target(self, project: str, loc: str, target: object) -> str:
+        path = relative(str(target))
+        parts = path.split("/")
+        scoped = parts[2:-2] if len(parts) >= 5 else []
+        ok = (
+            len(parts) >= 5
+            and parts[0] == "projects"
+            and (parts[-2].startswith("target") or parts[-2] == "serviceAttachments")
+            and (
+                scoped == ["global"]
+                if loc == "global"
+                else scoped == loc.split("/") or scoped[:1] == ["zones"]
+            )
+        )
+        if not ok:
+            raise _invalid("resource.target", target, f"Must be a target resource URL in {loc}")
+        return path
+
+    def _fr_insert(self, call: _Call) -> JsonDict:
+        project, loc, name, path = self._new(call, "forwardingRules", "forwarding rule")
+        target = self._check_target(project, loc, call.body.get("target"))
+
+        def effect() -> None:
+            self._counter += 1
+            self._resources[path] = {
+                "kind": "compute#forwardingRule",
+                "name": name,
+                "IPAddress": call.body.get("IPAddress", f"203.0.113.{self._counter % 250 + 1}"),
+                "IPProtocol": call.body.get("IPProtocol", "TCP"),
+                "portRange": call.body.get("portRange", "80-80"),
+                "loadBalancingScheme": call.body.get("loadBalancingScheme", "EXTERNAL"),
+                "target": self.url(target),
+                "selfLink": self.url(path),
+                **({} if loc == "global" else {"region": self.url(f"projects/{project}/{loc}")}),
+            }
+
+        return self._operation(call, project, loc, path, "insert", effect)
+
+    def _fr_get(self, call: _Call) -> JsonDict:
+        return self._get(
+            f"projects/{call.args['project']}/{call.args['loc']}/forwardingRules/{call.args['name']}"
+        )
+
+    def _fr_set_target(self, call: _Call) -> JsonDict:
+        path = f"projects/{call.args['project']}/{call.args['loc']}/forwardingRules/{call.args['name']}"
+        rule = self._get(path)
+        target = self._check_target(call.args["project"], call.args["loc"], call.body.get("target"))
+
+        def effect() -> None:
+            rule["target"] = self.url(target)
+
+        return self._operation(call, call.args["project"], call.args["loc"], path, "setTarget", effect)
+
+    # -- instances -----------------------------------------------------------------------
+
+    def _instance_body(self, path: str, status: str) -> JsonDict:
+        self._counter += 1
+        zone = path.split("/instances/")[0]  # projects/P/zones/Z
+        return {
+            "kind": "compute#instance",
+            "id": str(1_000_000 + self._counter),
+            "name": path.rsplit("/", 1)[-1],
+            "status": status,
+            "zone": self.url(zone),
+            "machineType": self.url(f"{zone}/machineTypes/e2-medium"),
+            "ip": f"10.{self._counter // 65536 % 256}.{self._counter // 256 % 256}.{self._counter % 256}",
+            "selfLink": self.url(path),
+        }
+
+    def _instance_insert(self, call: _Call) -> JsonDict:
+        project, zone = call.args["project"], call.args["zone"]
+        _, _, _, path = self._new(call, "instances", "instance", loc=f"zones/{zone}")
+        region = self._zone_region(project, zone)
+
+        def effect() -> None:
+            if self._instances_in(project, region) >= self._region(project, region)["quota"]:
+                raise ApiError(403, "QUOTA_EXCEEDED", f"Quota 'INSTANCES' exceeded in region {region}.")
+            self._resources[path] = self._instance_body(path, "RUNNING")
+
+        return self._operation(call, project, f"zones/{zone}", path, "insert", effect)
+
+    def _instance_get(self, call: _Call) -> JsonDict:
+        body = self._get(
+            f"projects/{call.args['project']}/zones/{call.args['zone']}/instances/{call.args['name']}"
+        )
+        return {k: v for k, v in body.items() if k != "ip"}
+
+    def _instance_power(self, call: _Call) -> JsonDict:
+        project, zone, verb = call.args["project"], call.args["zone"], call.args["verb"]
+        path = f"projects/{project}/zones/{zone}/instances/{call.args['name']}"
+        instance = self._get(path)
+
+        def effect() -> None:
+            instance["status"] = "RUNNING" if verb == "start" else "TERMINATED"
+
+        return self._operation(call, project, f"zones/{zone}", path, verb, effect)
+
+    # -- regions, operations, permissions ------------------------------------------------
+
+    def _region_get(self, call: _Call) -> JsonDict:
+        project, name = call.args["project"], call.args["region"]
+        region = self._region(project, name)
+        return {
+            "kind": "compute#region",
+            "name": name,
+            "status": region["status"],
+            "zones": [self.url(f"projects/{project}/zones/{name}-{z}") for z in "abc"],
+            "quotas": [
+                {
+                    "metric": "INSTANCES",
+                    "limit": float(region["quota"]),
+                    "usage": float(self._instances_in(project, name)),
+                }
+            ],
+            "selfLink": self.url(f"projects/{project}/regions/{name}"),
+        }
+
+    def _operation_get(self, call: _Call) -> JsonDict:
+        return self._observe(
+            f"projects/{call.args['project']}/{call.args['oploc']}/operations/{call.args['name']}"
+        )
+
+    def _test_permissions(self, call: _Call) -> JsonDict:
+        asked = call.body.get("permissions", [])
+        if not isinstance(asked, list) or len(asked) > 100:
+            raise _invalid(
+                "permissions", len(asked) if isinstance(asked, list) else asked, "At most 100 permissions"
+            )
+        held = [p for p in asked if p not in self._denied]
+        return {"permissions": held} if held else {}
+
+
+def _group_region(path: str) -> tuple[str, str]:
+    """The project and region of ``projects/P/(zones|regions)/L/...``."""
+    _, project, kind, loc = path.split("/")[:4]
+    return project, loc if kind == "regions" else loc.rsplit("-", 1)[0]
+
+
+@dataclass
+class _Call:
+    args: dict[str, str]
+    query: dict[str, str]
+    body: JsonDict
+    fault: Fault | None
+
+
+_P = r"/compute/v1/projects/(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])/"
+_LOC = r"(?P<loc>(?:zones|regions)/[^/]+)"
+_GLOC = r"(?P<loc>global|regions/[^/]+)"
+_N = r"(?P<name>[^/]+)"
+_ROUTES: list[tuple[str, re.Pattern[str], Callable[[ComputeFake, _Call], JsonDict]]] = [
+    (verb, re.compile(pattern), handler)
+    for verb, pattern, handler in [
+        ("GET", _P + r"regions/(?P<region>[^/]+)", ComputeFake._region_get),
+        ("POST", _P + _LOC + r"/instanceGroupManagers", ComputeFake._igm_insert),
+        ("GET", _P + _LOC + r"/instanceGroupManagers/" + _N, ComputeFake._igm_get),
+        ("POST", _P + _LOC + r"/instanceGroupManagers/" + _N + "/resize", ComputeFake._igm_resize),
+        (
+            "POST",
+            _P + _LOC + r"/instanceGroupManagers/" + _N + "/listManagedInstances",
+            ComputeFake._igm_list,
+        ),
+        ("POST", _P + _LOC + r"/autoscalers", ComputeFake._autoscaler_insert),
+        ("GET", _P + _LOC + r"/autoscalers/" + _N, ComputeFake._autoscaler_get),
+        ("PATCH", _P + _LOC + r"/autoscalers", ComputeFake._autoscaler_patch),
+        ("POST", _P + _GLOC + r"/backendServices", ComputeFake._bs_insert),
+        ("GET", _P + _GLOC + r"/backendServices/" + _N, ComputeFake._bs_get),
+        ("PATCH", _P + _GLOC + r"/backendServices/" + _N, ComputeFake._bs_patch),
+        ("POST", _P + _GLOC + r"/backendServices/" + _N + "/getHealth", ComputeFake._bs_health),
+        ("POST", _P + _GLOC + r"/forwardingRules", ComputeFake._fr_insert),
+        ("GET", _P + _GLOC + r"/forwardingRules/" + _N, ComputeFake._fr_get),
+        ("POST", _P + _GLOC + r"/forwardingRules/" + _N + "/setTarget", ComputeFake._fr_set_target),
+        ("POST", _P + r"zones/(?P<zone>[^/]+)/instances", ComputeFake._instance_insert),
+        ("GET", _P + r"zones/(?P<zone>[^/]+)/instances/" + _N, ComputeFake._instance_get),
+        (
+            "POST",
+            _P + r"zones/(?P<zone>[^/]+)/instances/" + _N + "/(?P<verb>start|stop)",
+            ComputeFake._instance_power,
+        ),
+        (
+            "GET",
+            _P + r"(?P<oploc>global|(?:zones|regions)/[^/]+)/operations/" + _N,
+            ComputeFake._operation_get,
+        ),
+        (
+            "POST",
+            _P + r"(?P<oploc>global|(?:zones|regions)/[^/]+)/operations/" + _N + "/wait",
+            ComputeFake._operation_get,
+        ),
+        ("POST", r"/v3/projects/(?P<project>[^/:]+):testIamPermissions", ComputeFake._test_permissions),
+    ]
+]
