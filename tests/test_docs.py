@@ -114,3 +114,17 @@ def test_runbook_reference_documents_every_field() -> None:
             assert f"`{field.alias or name}`" in doc or f"`aws.{name}`" in doc or f"`gcp.{name}`" in doc, (
                 f"{model.__name__}.{field.alias or name} is not in docs/runbook-reference.md"
             )
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_every_action_and_check_of_a_cloud_provider_has_its_section(cloud: str) -> None:
+    from failover.providers import default_registry
+
+    doc = (ROOT / "docs" / "providers" / f"{cloud}.md").read_text(encoding="utf-8")
+    registry = default_registry()
+    names = [
+        item.name for item in (*registry.actions(), *registry.checks()) if item.name.startswith(f"{cloud}.")
+    ]
+    assert names
+    for name in names:
+        assert f"\n### {name}\n" in doc, f"{name} has no section in docs/providers/{cloud}.md"

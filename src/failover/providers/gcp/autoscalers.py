@@ -59,6 +59,7 @@ class SetAutoscalerLimits(Action[LimitsParams]):
     permission_names = (
         "compute.autoscalers.get",
         "compute.autoscalers.update",
+        "compute.instanceGroupManagers.get",
         "compute.zoneOperations.get",
         "compute.regionOperations.get",
     )
@@ -76,6 +77,7 @@ class SetAutoscalerLimits(Action[LimitsParams]):
         return [
             Permission("gcp", "compute.autoscalers.get", resource),
             Permission("gcp", "compute.autoscalers.update", resource),
+            Permission("gcp", "compute.instanceGroupManagers.get"),  # the size of the group it scales
             Permission(
                 "gcp", "compute.zoneOperations.get" if params.zone else "compute.regionOperations.get"
             ),
