@@ -153,22 +153,16 @@ class SetBackendCapacity(Action[CapacityParams]):
     def _set(self, ctx: Context, params: CapacityParams, wanted: dict[str, float], purpose: str) -> None:
         service = get_service(ctx, params)
         label = _label(ctx, params)
-        targets = {
-            relative(b.group): scaler
-            for ref, b in match_backends(service, list(wanted), label).items()
-            for scaler in [wanted[ref]]
-        }
-        if all(
-            round(b.capacity_scaler, 6) == round(targets[relative(b.group)], 6)
-            for b in service.backends
-            if relative(b.group) in targets
-        ):
-            return
-        backends = []
+        matched = match_backends(service, list(wanted), label)
+        targets = {relative(backend.group): wanted[ref] for ref, backend in matched.items()}
+        changed = False
         for backend in service.backends:
-            if relative(backend.group) in targets:
-                backend.capacity_scaler = targets[relative(backend.group)]
-            backends.append(backend)
+            scaler = targets.get(relative(backend.group))
+            if scaler is not None and round(backend.capacity_scaler, 6) != round(scaler, 6):
+                backend.capacity_scaler, changed = scaler, True
+        if not changed:
+            return
+        backends = list(service.backends)
         _patch(
             ctx,
             params,

@@ -46,10 +46,13 @@ def group_resource(where: Placement, params: GroupParams) -> str:
     return f"projects/{where.project or '*'}/{scope}/instanceGroupManagers/{params.group}"
 
 
+def _managers(ctx: Context, params: GroupParams) -> tuple[Any, dict[str, str], str]:
+    """The (zonal or regional) instance group managers client, request scope and path."""
+    return located(ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient")
+
+
 def describe_group(ctx: Context, params: GroupParams) -> Any:
-    client, scope, path = located(
-        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
-    )
+    client, scope, path = _managers(ctx, params)
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
         return client.get(request={**scope, "instance_group_manager": params.group}, **call_options())
 
@@ -68,9 +71,7 @@ def autoscaler_at(ctx: Context, url: str) -> Any:
 
 def _quota_errors(ctx: Context, params: GroupParams) -> list[str]:
     """Why instances of the group could not be created, as the group's last attempts say."""
-    client, scope, path = located(
-        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
-    )
+    client, scope, path = _managers(ctx, params)
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
         managed = client.list_managed_instances(
             request={**scope, "instance_group_manager": params.group}, **call_options()
@@ -85,9 +86,7 @@ def resize_group(ctx: Context, params: GroupParams, size: int, purpose: str) -> 
     if group.target_size == size:
         return
     _refuse_if_autoscaler_keeps(ctx, group, params, size)
-    client, scope, path = located(
-        ctx, params.zone, "InstanceGroupManagersClient", "RegionInstanceGroupManagersClient"
-    )
+    client, scope, path = _managers(ctx, params)
     what = f"resize of instance group {path}/{params.group} to {size}"
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
         operation = client.resize_unary(
