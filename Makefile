@@ -13,12 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-DEMO := runbooks/examples/aws-warm-standby.yaml
+DEMO := runbooks/shop.yaml
 
+# The reference drill: the shop fails over from east to west and back, on an embedded AWS (moto)
+# and GCP (a Compute Engine fake); the Markdown report goes to drill-report.md.
 demo: $(STAMP)
 	$(BIN)/failover validate $(DEMO)
 	$(BIN)/failover plan $(DEMO) --from east --to west
-	$(BIN)/failover drill $(DEMO) --from east --to west --failback --sandbox --auto-approve
+	$(BIN)/failover drill $(DEMO) --from east --to west --failback --sandbox --auto-approve --report drill-report.md
+	@echo "drill report: drill-report.md"
 
 test: lint typecheck unit
 

@@ -39,20 +39,27 @@ from failover.executor import (
     EXIT_REFUSED,
     Approval,
     Options,
+    Readiness,
     RunResult,
     execute,
     live_reads,
+    readiness,
     resume,
     run_ids,
     run_state,
 )
+from failover.history import history as runbook_history
+from failover.history import journals, render_history
 from failover.journal import Journal, RunState
 from failover.logs import configure as configure_logging
+from failover.metrics import MetricsError, check_writable, readiness_metrics, run_metrics
+from failover.metrics import write as write_metrics
 from failover.plan import Plan, PlannedStep, Scenario
 from failover.planner import make_plan
 from failover.policy import gcp_role, iam_policy
 from failover.progress import LiveProgress
 from failover.providers import default_registry
+from failover.redact import redact
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
 from failover.report import REPORT_FORMATS, render_report, report_data
 from failover.runbook import load_runbook, runbook_json_schema
@@ -77,7 +84,15 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except RefusedError as exc:
             _fail(f"refused: {exc}", EXIT_REFUSED)
-        except (RunbookError, ScenarioError, PlanError, RegistryError, JournalError, SandboxError) as exc:
+        except (
+            RunbookError,
+            ScenarioError,
+            PlanError,
+            RegistryError,
+            JournalError,
+            SandboxError,
+            MetricsError,
+        ) as exc:
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
         except FailoverError as exc:
             _fail(f"error: {exc}", EXIT_FAILED)
@@ -317,6 +332,22 @@ def _state_dir(value: Path | None) -> Path:
     return value or Path(os.environ.get("FAILOVER_STATE", ".failover"))
 
 
+def metrics_opt(func: F) -> F:
+    return click.option(
+        "--metrics-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="PATH",
+        help="Also write Prometheus metrics here (text format, for node_exporter's textfile collector).",
+    )(func)
+
+
+def _metrics_target(path: Path | None) -> Path | None:
+    """Check now that the metrics file can be written later (before anything runs)."""
+    if path is not None:
+        check_writable(path)
+    return path
+
+
 def run_options(func: F) -> F:
     """Options shared by apply, drill and resume."""
     decorators = [
@@ -451,12 +482,22 @@ def _load_plan(path: Path) -> Plan:
 @main.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json")
 @run_options
+@metrics_opt
 @handle_errors
-def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
+def apply(plan_file: Path, state: Path | None, fmt: str, metrics_file: Path | None, **kwargs: Any) -> None:
     """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
-    result = _execute(_load_plan(plan_file), _state_dir(state), _options(**kwargs))
+    metrics = _metrics_target(metrics_file)
+    planned = _load_plan(plan_file)
+    state_dir = _state_dir(state)
+    result = _execute(planned, state_dir, _options(**kwargs))
     _print_result(result, fmt)
+    if metrics is not None:
+        write_metrics(run_metrics([_report(planned, state_dir, result)]), metrics)
     sys.exit(result.exit_code)
+
+
+def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]:
+    return report_data(planned, result.state, Journal(state_dir).events(result.run_id))
 
 
 @main.command()
@@ -480,6 +521,7 @@ def apply(plan_file: Path, state: Path | None, fmt: str, **kwargs: Any) -> None:
     help="Run against embedded clouds on 127.0.0.1, made from the runbook's sandbox: section.",
 )
 @run_options
+@metrics_opt
 @handle_errors
 def drill(
     runbook: Path,
@@ -492,15 +534,17 @@ def drill(
     state: Path | None,
     fmt: str,
     sandbox: bool,
+    metrics_file: Path | None,
     **kwargs: Any,
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
+    metrics = _metrics_target(metrics_file)
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     legs = [make_plan(rb, leg) for leg in ([scenario, scenario.reverse()] if failback else [scenario])]
     options = _options(**kwargs)
     state_dir = _state_dir(state)
-    reports = []
+    reports, datas = [], []
     with contextlib.ExitStack() as stack:
         box = stack.enter_context(Sandbox(rb)) if sandbox else None
         if box is not None:
@@ -511,18 +555,130 @@ def drill(
         for planned in legs:
             result = _execute(planned, state_dir, options)
             _print_result(result, fmt)
-            reports.append(
-                render_report(
-                    report_data(planned, result.state, Journal(state_dir).events(result.run_id)), "markdown"
-                )
-            )
+            datas.append(_report(planned, state_dir, result))
+            reports.append(render_report(datas[-1], "markdown"))
             if not result.ok:
                 break
         if box is not None and failback and result.ok:
             click.echo(f"sandbox: {box.compare_with_start()}", err=True)
     if report_file is not None or fmt == "text":
         _emit("\n".join(reports), report_file)
+    if metrics is not None:
+        write_metrics(run_metrics(datas), metrics)
     sys.exit(result.exit_code)
+
+
+@main.command()
+@runbook_arg
+@click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from.")
+@click.option("--to", required=True, metavar="SITE", help="Site to fail over to.")
+@click.option("--scope", multiple=True, metavar="SERVICE", help="Only this service and its dependencies.")
+@click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
+@click.option(
+    "--sandbox", is_flag=True, help="Ask the runbook's sandbox (embedded clouds on 127.0.0.1) instead."
+)
+@click.option(
+    "--skip-check",
+    "skip_check",
+    multiple=True,
+    metavar="CHECK_ID",
+    help="Do not ask this check (repeatable).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@metrics_opt
+@handle_errors
+def check(
+    runbook: Path,
+    from_: str,
+    to: str,
+    scope: tuple[str, ...],
+    mode: str,
+    sandbox: bool,
+    skip_check: tuple[str, ...],
+    fmt: str,
+    metrics_file: Path | None,
+) -> None:
+    """Run every preflight check of a failover plan, read-only: is the target ready now?
+
+    Exit 0 when ready, 3 when a check failed (each named, with what it saw). Changes nothing and
+    journals nothing: run it on a schedule, in both directions.
+    """
+    metrics = _metrics_target(metrics_file)
+    rb = load_runbook(runbook)
+    scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
+    planned = make_plan(rb, scenario)
+    unknown = sorted(set(skip_check) - {c.id for c in planned.preflight})
+    if unknown:
+        known = ", ".join(c.id for c in planned.preflight) or "none"
+        raise click.UsageError(
+            f"--skip-check {', '.join(unknown)}: not a preflight check of the plan ({known})"
+        )
+    options = Options(skip_checks=dict.fromkeys(skip_check, "--skip-check"))
+    with contextlib.ExitStack() as stack:
+        if sandbox:
+            box = stack.enter_context(Sandbox(rb))
+            options = replace(options, overrides=box.overrides())
+        scratch = stack.enter_context(tempfile.TemporaryDirectory())
+        results = readiness(planned, scratch, options)
+    ready = not any(r.blocking for r in results)
+    scenario_doc = planned.scenario.model_dump(mode="json", by_alias=True)
+    if fmt == "json":
+        doc = {
+            "runbook": planned.runbook.name,
+            "scenario": scenario_doc,
+            "ready": ready,
+            "checks": [
+                {
+                    "id": r.id,
+                    "check": r.check,
+                    "site": r.site,
+                    "ok": r.ok,
+                    "observed": r.observed,
+                    "message": r.message,
+                    "skipped": r.skipped,
+                    "best_effort": r.best_effort,
+                }
+                for r in results
+            ],
+        }
+        click.echo(json.dumps(redact(doc), indent=2))
+    else:
+        click.echo(_readiness_text(planned, results, ready))
+    if metrics is not None:
+        write_metrics(readiness_metrics(planned.runbook.name, scenario_doc, results, time.time()), metrics)
+    sys.exit(0 if ready else EXIT_REFUSED)
+
+
+def _readiness_text(planned: Plan, results: list[Readiness], ready: bool) -> str:
+    scenario = planned.scenario
+    lines = [
+        f"Readiness of {planned.runbook.name}: {scenario.from_} -> {scenario.to} ({scenario.mode}), "
+        f"{len(results)} preflight checks"
+    ]
+    for r in results:
+        if r.skipped is not None:
+            mark, what = "skip", f"skipped: {r.skipped}"
+        else:
+            mark = "ok" if r.ok else ("warn" if r.best_effort else "FAIL")
+            what = r.message if r.ok else f"{r.message} (observed {json.dumps(redact(r.observed))})"
+        lines.append(f"  {mark:<4} {r.id} at {r.site}: {what}")
+    failed = [r.id for r in results if r.blocking]
+    lines.append("READY" if ready else f"NOT READY: {len(failed)} failed: {', '.join(failed)}")
+    return "\n".join(lines)
+
+
+@main.command()
+@runbook_arg
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@click.option("--sandbox", is_flag=True, help="The sandbox drills' runs (under STATE/sandbox) instead.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def history(runbook: Path, state: Path | None, sandbox: bool, fmt: str) -> None:
+    """Past runs of RUNBOOK from the journal: measured RTO per service and overall, predicted
+    against measured, and the trend from drill to drill."""
+    name = load_runbook(runbook).name
+    data = runbook_history(name, journals(_state_dir(state), sandbox))
+    click.echo(json.dumps(data, indent=2) if fmt == "json" else render_history(data), nl=fmt == "json")
 
 
 @main.command()

@@ -49,7 +49,7 @@ from failover.errors import (
 from failover.journal import Event, Journal, Lease, RunState, StepRecord
 from failover.plan import Plan, PlannedCheck, PlannedStep
 from failover.providers import default_registry
-from failover.providers.base import ClientCache, Context, Permission, Placement, Registry
+from failover.providers.base import CheckResult, ClientCache, Context, Permission, Placement, Registry
 from failover.redact import redact
 
 log = structlog.get_logger("failover.executor")
@@ -323,6 +323,64 @@ class _Contexts:
         return found
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """What one preflight check saw when asked outside a run (``failover check``)."""
+
+    id: str
+    check: str
+    site: str
+    ok: bool
+    observed: JsonValue
+    message: str
+    skipped: str | None = None  # why it was not asked
+    best_effort: bool = False  # a failure does not make the plan not ready (its site may be down)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this makes the plan not ready."""
+        return not self.ok and not self.best_effort and self.skipped is None
+
+
+def _ask(registry: Registry, ctx: Callable[[str | None], Context], check: PlannedCheck) -> CheckResult:
+    """Run one check; a check that cannot answer (an error, a bad parameter) has not passed."""
+    try:
+        impl = registry.check(check.check)
+        return impl.run(ctx(impl.cloud), impl.parse(check.params))
+    except (_StopError, _AbandonedError):
+        raise
+    except Exception as exc:
+        return CheckResult(False, None, f"{type(exc).__name__}: {exc}")
+
+
+def readiness(
+    plan: Plan, state_dir: str | Path, options: Options | None = None, *, registry: Registry | None = None
+) -> list[Readiness]:
+    """Every preflight check of the plan, asked now, in parallel, in the plan's order. Read-only:
+    nothing is journaled, nothing is locked. Checks skipped by the plan or by
+    ``options.skip_checks`` are reported as skipped."""
+    registry = registry or default_registry()
+    options = options or Options()
+    contexts = _Contexts(plan, options, Path(state_dir))
+
+    def one(check: PlannedCheck) -> Readiness:
+        reason = options.skip_checks.get(check.id) or (
+            check.skip_reason or "skipped" if check.skipped else None
+        )
+        if reason is not None:
+            return Readiness(check.id, check.check, check.site, True, None, "", reason, check.best_effort)
+        seen = _ask(registry, lambda cloud: contexts.make("check", check.id, check.site, cloud), check)
+        return Readiness(
+            check.id, check.check, check.site, seen.ok, seen.observed, seen.message, None, check.best_effort
+        )
+
+    checks = list(plan.preflight)
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(32, len(checks))), thread_name_prefix="failover-check"
+    ) as pool:
+        return list(pool.map(one, checks))
+
+
 def live_reads(
     plan: Plan, state_dir: str | Path, options: Options | None = None, *, registry: Registry | None = None
 ) -> dict[str, JsonValue]:
@@ -496,15 +554,8 @@ class _Run:
         if check.skipped or reason is not None:
             self.emit("check_skipped", check=check.id, reason=reason or check.skip_reason or "")
             return None
-        try:
-            impl = self.registry.check(check.check)
-            ctx = self._context(check.id, check.site, impl.cloud)
-            result = impl.run(ctx, impl.parse(check.params))
-            ok, observed, message = result.ok, result.observed, result.message
-        except (_StopError, _AbandonedError):
-            raise
-        except Exception as exc:  # a check that cannot answer has not passed
-            ok, observed, message = False, None, f"{type(exc).__name__}: {exc}"
+        result = _ask(self.registry, lambda cloud: self._context(check.id, check.site, cloud), check)
+        ok, observed, message = result.ok, result.observed, result.message
         kind = "check_passed" if ok else "check_failed"
         self.emit(kind, check=check.id, observed=observed, message=message, best_effort=check.best_effort)
         if ok or check.best_effort:

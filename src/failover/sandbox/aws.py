@@ -41,6 +41,7 @@ class MotoSandbox:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        GLOBAL_TABLES.clear()
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: no proxy
         with direct.open(request, timeout=10):  # a fresh world: moto's state is per process
@@ -179,6 +180,16 @@ class Builder:
                 MasterUsername="sandbox",
                 MasterUserPassword="sandbox-password",
             )
+        for table in spec.dynamodb_tables:
+            regions = tuple(self.regions[site] for site in table.sites)
+            for site in table.sites:
+                self.client("dynamodb", site).create_table(
+                    TableName=table.name,
+                    KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                GLOBAL_TABLES[(self.regions[site], table.name)] = regions
         for alarm in spec.alarms:
             cw = self.client("cloudwatch", alarm.site)
             cw.put_metric_alarm(
@@ -279,15 +290,46 @@ class Builder:
         return state
 
 
+GLOBAL_TABLES: dict[tuple[str, str], tuple[str, ...]] = {}
+"""(region, table) -> the regions of its replicas, for the global tables the sandbox declares."""
+
+
 def extend_moto() -> None:
-    """Teach moto's RDS Aurora global database switchover and failover (it has neither), and make
-    a promoted read replica instance forget its source, as RDS does."""
+    """Teach moto's RDS Aurora global database switchover and failover (it has neither) and to
+    describe only the global cluster asked for; make a promoted read replica instance forget its
+    source, as RDS does; give the DynamoDB tables the
+    sandbox declares global their replicas; and answer IAM policy simulation (moto has none):
+    the sandbox's caller may do everything."""
     from moto.core.responses import ActionResult
+    from moto.dynamodb.models.table import Table
+    from moto.iam.responses import IamResponse
     from moto.rds.models import RDSBackend
     from moto.rds.responses import RDSResponse
 
     if hasattr(RDSResponse, "switchover_global_cluster"):
         return
+    describe_table = Table.describe
+
+    def with_replicas(self: Any, base_key: str = "TableDescription") -> dict[str, Any]:
+        found: dict[str, Any] = describe_table(self, base_key)
+        regions = GLOBAL_TABLES.get((self.region_name, self.name))
+        if regions:
+            found[base_key]["Replicas"] = [{"RegionName": r, "ReplicaStatus": "ACTIVE"} for r in regions]
+        return found
+
+    Table.describe = with_replicas  # type: ignore[method-assign]
+
+    def simulate(self: Any) -> Any:
+        actions = self._get_param("ActionNames", [])
+        resources = self._get_param("ResourceArns", []) or ["*"]
+        results = [
+            {"EvalActionName": a, "EvalResourceName": r, "EvalDecision": "allowed", "MatchedStatements": []}
+            for a in actions
+            for r in resources
+        ]
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+    IamResponse.simulate_principal_policy = simulate  # type: ignore[attr-defined]
     promote = RDSBackend.promote_read_replica
 
     def promote_and_forget(self: Any, db_kwargs: dict[str, Any]) -> Any:
@@ -309,5 +351,21 @@ def extend_moto() -> None:
             member.is_writer = target in (member.db_cluster_arn, member.db_cluster_identifier)
         return ActionResult({"GlobalCluster": cluster})
 
+    describe_global = RDSResponse.describe_global_clusters
+
+    def describe_one_global(self: Any) -> Any:  # moto ignores the identifier: filter by it
+        name = self.params.get("GlobalClusterIdentifier")
+        if name is None:
+            return describe_global(self)
+        clusters = [
+            c for c in self.global_backend.describe_global_clusters() if c.global_cluster_identifier == name
+        ]
+        if not clusters:
+            from moto.rds.exceptions import RDSClientError
+
+            raise RDSClientError("GlobalClusterNotFoundFault", f"Global cluster {name} not found.")
+        return ActionResult({"GlobalClusters": clusters})
+
+    RDSResponse.describe_global_clusters = describe_one_global  # type: ignore[method-assign]
     RDSResponse.switchover_global_cluster = move_writer  # type: ignore[attr-defined]
     RDSResponse.failover_global_cluster = move_writer  # type: ignore[attr-defined]

@@ -80,6 +80,11 @@ class ReplicaClusterSpec(_Spec):
     engine: str = "aurora-postgresql"
 
 
+class DynamoTableSpec(_Spec):
+    name: str
+    sites: list[str] = Field(min_length=1, description="The sites it has a replica at (a global table).")
+
+
 class AlarmSpec(_Spec):
     site: str
     name: str
@@ -102,6 +107,7 @@ class AwsSandbox(_Spec):
     load_balancers: list[LoadBalancerSpec] = Field(default_factory=list)
     global_clusters: list[GlobalClusterSpec] = Field(default_factory=list)
     replica_clusters: list[ReplicaClusterSpec] = Field(default_factory=list)
+    dynamodb_tables: list[DynamoTableSpec] = Field(default_factory=list)
     alarms: list[AlarmSpec] = Field(default_factory=list)
     metrics: list[MetricSpec] = Field(default_factory=list)
 
@@ -114,6 +120,9 @@ class AwsSandbox(_Spec):
         for i, cluster in enumerate(self.global_clusters):
             for j, member in enumerate(cluster.members):
                 found.append((("global_clusters", i, "members", j, "site"), member.site))
+        for i, table in enumerate(self.dynamodb_tables):
+            for j, site in enumerate(table.sites):
+                found.append((("dynamodb_tables", i, "sites", j), site))
         for i, replica in enumerate(self.replica_clusters):
             found.append((("replica_clusters", i, "site"), replica.site))
             found.append((("replica_clusters", i, "source", "site"), replica.source.site))

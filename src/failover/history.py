@@ -1,0 +1,147 @@
+"""The history of a runbook's runs, from the journal: measured RTO per service and overall,
+predicted against measured, and the trend from one drill to the next."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from failover.durations import format_duration
+from failover.journal import Journal, RunState
+from failover.report import report_data
+
+HISTORY_VERSION = 1
+
+
+def journals(state_dir: Path, sandbox: bool) -> list[Journal]:
+    """The journal of ``state_dir``, or (``sandbox``) those of its sandbox drills, one per drill."""
+    if not sandbox:
+        return [Journal(state_dir)] if state_dir.is_dir() else []
+    root = state_dir / "sandbox"
+    return [Journal(d) for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
+
+
+def history(runbook: str, sources: Iterable[Journal]) -> dict[str, Any]:
+    """Every finished run of ``runbook`` in ``sources``, oldest first, with per service figures."""
+    runs: list[dict[str, Any]] = []
+    for journal in sources:
+        for run_id, _, name, created in journal.runs():
+            if name != runbook:
+                continue
+            events = journal.events(run_id)
+            state = RunState.replay(run_id, events)
+            if not state.finished:
+                continue
+            data = report_data(journal.run_plan(run_id), state, events)
+            runs.append({**_summary(data), "created_at": created})
+    runs.sort(key=lambda r: (r["created_at"], r["run_id"]))
+    for run in runs:
+        del run["created_at"]
+    return {"version": HISTORY_VERSION, "runbook": runbook, "runs": runs, "services": _services(runs)}
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    scenario = data["scenario"]
+    return {
+        "run_id": data["run_id"],
+        "started_at": data["started_at"],
+        "direction": f"{scenario['from']} -> {scenario['to']}",
+        "mode": scenario.get("mode", "graceful"),
+        "status": data["status"],
+        "rto": data["rto"],
+        "services": {
+            s["name"]: {
+                "measured_s": s["measured_s"],
+                "predicted_s": s["predicted_s"],
+                "target_s": s["rto_target_s"],
+            }
+            for s in data["services"]
+        },
+    }
+
+
+def _services(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per direction and service: the last measured RTO, the median of the runs before it, and
+    the trend between them (succeeded runs only)."""
+    found: dict[str, Any] = {}
+    ok = [r for r in runs if r["status"] == "succeeded"]
+    for direction in sorted({r["direction"] for r in ok}):
+        these = [r for r in ok if r["direction"] == direction]
+        names = sorted({name for r in these for name in r["services"]} | {"(overall)"})
+        rows = {}
+        for name in names:
+            series = [
+                r["rto"]["measured_s"]
+                if name == "(overall)"
+                else r["services"].get(name, {}).get("measured_s")
+                for r in these
+            ]
+            measured = [v for v in series if v is not None]
+            last = these[-1]
+            figures = last["rto"] if name == "(overall)" else last["services"].get(name, {})
+            rows[name] = {
+                "runs": len(measured),
+                "last_s": measured[-1] if measured else None,
+                "previous_median_s": statistics.median(measured[:-1]) if len(measured) > 1 else None,
+                "predicted_s": figures.get("predicted_s"),
+                "target_s": figures.get("target_s"),
+                "trend": _trend(measured),
+            }
+        found[direction] = rows
+    return found
+
+
+def _trend(measured: list[float]) -> str:
+    """``faster``, ``slower`` or ``steady`` (within 10% or 1 s) against the median of the runs
+    before the last; ``first`` with one run."""
+    if len(measured) < 2:
+        return "first" if measured else "-"
+    before, last = statistics.median(measured[:-1]), measured[-1]
+    if abs(last - before) <= max(1.0, 0.1 * before):
+        return "steady"
+    return "faster" if last < before else "slower"
+
+
+def _dur(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def _table(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Columns as wide as their widest cell; the first ``left`` left-aligned, the rest right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return [line(header), *(line(r).rstrip() for r in rows)]
+
+
+def render_history(data: dict[str, Any]) -> str:
+    """Plain text: the runs, then per direction the services' last, previous and predicted RTO."""
+    lines = [f"History of {data['runbook']}: {len(data['runs'])} finished runs"]
+    if not data["runs"]:
+        lines.append("(none in this journal: sandbox drills are read with --sandbox)")
+        return "\n".join(lines) + "\n"
+    rows = [
+        [r["run_id"], r["direction"], r["started_at"] or "-", r["mode"], r["status"]]
+        + [_dur(r["rto"][k]) for k in ("measured_s", "predicted_s", "target_s")]
+        for r in data["runs"]
+    ]
+    lines += [
+        "",
+        *_table(["run", "direction", "started", "mode", "status", "RTO", "predicted", "target"], rows, 5),
+    ]
+    for direction, services in data["services"].items():
+        rows = []
+        for name, row in services.items():
+            last, target = row["last_s"], row["target_s"]
+            missed = "  MISSED TARGET" if target is not None and last is not None and last > target else ""
+            figures = (last, row["previous_median_s"], row["predicted_s"], target)
+            rows.append([name, row["trend"] + missed, str(row["runs"]), *map(_dur, figures)])
+        header = ["service", "trend", "runs", "last", "median before", "predicted", "target"]
+        lines += ["", f"{direction}, succeeded runs:", *_table(header, rows, 2)]
+    return "\n".join(lines) + "\n"

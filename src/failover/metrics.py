@@ -1,0 +1,125 @@
+"""Prometheus metrics of runs and readiness checks, in the text format, written as a file for
+node_exporter's textfile collector (``--metrics-file``).
+
+Labels name the runbook and the scenario (``runbook``, ``from_site``, ``to_site``, ``mode``), never
+a run id, so a series stays the same series from one drill to the next.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+from failover.errors import FailoverError
+
+if TYPE_CHECKING:
+    from failover.executor import Readiness
+
+SCENARIO = ("runbook", "from_site", "to_site", "mode")
+
+
+class MetricsError(FailoverError):
+    """The metrics file cannot be written where it was asked for."""
+
+
+def check_writable(path: Path) -> None:
+    """Fail before anything runs when the metrics file could not be written afterwards."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise MetricsError(f"--metrics-file {path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise MetricsError(f"--metrics-file {path}: directory {folder} is not writable")
+    if path.is_dir():
+        raise MetricsError(f"--metrics-file {path}: is a directory, expected a file name")
+
+
+def _scenario(runbook: str, scenario: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (runbook, str(scenario["from"]), str(scenario["to"]), str(scenario.get("mode", "graceful")))
+
+
+def run_metrics(reports: Iterable[Mapping[str, Any]]) -> CollectorRegistry:
+    """Gauges of one or more runs (a drill's failover and failback), from their report data."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, *extra: str) -> Gauge:
+        return Gauge(name, doc, [*SCENARIO, *extra], registry=registry)
+
+    success = gauge("failover_run_success", "1 if the run succeeded, 0 if not.")
+    exit_code = gauge("failover_run_exit_code", "The run's exit code (0 ok, 1 failed, 3 refused).")
+    finished = gauge("failover_run_finished_timestamp_seconds", "When the run finished (Unix time).")
+    measured = gauge("failover_run_rto_seconds", "Measured RTO: from preflight passed to the last step done.")
+    predicted = gauge("failover_run_rto_predicted_seconds", "The plan's predicted RTO.")
+    target = gauge("failover_run_rto_target_seconds", "The runbook's RTO target.")
+    service_rto = gauge("failover_service_rto_seconds", "Measured RTO of a service.", "service")
+    service_target = gauge("failover_service_rto_target_seconds", "A service's RTO target.", "service")
+    duration = gauge("failover_step_duration_seconds", "How long a step took.", "step", "service", "site")
+    attempts = gauge("failover_step_attempts", "Attempts a step took.", "step", "service", "site")
+    for data in reports:
+        labels = _scenario(str(data["runbook"]), data["scenario"])
+        success.labels(*labels).set(1 if data["status"] == "succeeded" else 0)
+        exit_code.labels(*labels).set(data.get("exit_code") or 0)
+        if data.get("finished_at"):
+            at = time.strptime(data["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
+            finished.labels(*labels).set(calendar.timegm(at))
+        rto = data["rto"]
+        for metric, key in ((measured, "measured_s"), (predicted, "predicted_s"), (target, "target_s")):
+            if (value := rto[key]) is not None:
+                metric.labels(*labels).set(value)
+        for service in data["services"]:
+            if service["measured_s"] is not None:
+                service_rto.labels(*labels, service["name"]).set(service["measured_s"])
+            if service["rto_target_s"] is not None:
+                service_target.labels(*labels, service["name"]).set(service["rto_target_s"])
+        for step in data["steps"]:
+            where = (step["id"], step["service"], step["site"])
+            if step["duration_s"] is not None:
+                duration.labels(*labels, *where).set(step["duration_s"])
+            if step["attempts"]:
+                attempts.labels(*labels, *where).set(step["attempts"])
+    return registry
+
+
+def readiness_metrics(
+    runbook: str, scenario: Mapping[str, Any], results: Iterable[Readiness], at: float
+) -> CollectorRegistry:
+    """Gauges of a readiness check: ready or not, and each preflight check's outcome."""
+    registry = CollectorRegistry()
+    labels = _scenario(runbook, scenario)
+    results = list(results)
+    ready = Gauge(
+        "failover_ready",
+        "1 if every preflight check passed (the plan could run now).",
+        SCENARIO,
+        registry=registry,
+    )
+    ready.labels(*labels).set(0 if any(r.blocking for r in results) else 1)
+    checked = Gauge(
+        "failover_ready_timestamp_seconds",
+        "When readiness was checked (Unix time).",
+        SCENARIO,
+        registry=registry,
+    )
+    checked.labels(*labels).set(at)
+    check_ok = Gauge(
+        "failover_check_ok",
+        "1 if the preflight check passed (or was skipped), 0 if not.",
+        [*SCENARIO, "check", "site"],
+        registry=registry,
+    )
+    for result in results:
+        check_ok.labels(*labels, result.id, result.site).set(1 if result.ok else 0)
+    return registry
+
+
+def write(registry: CollectorRegistry, path: Path) -> None:
+    """Write the file atomically (a temporary file renamed into place), as the collector wants."""
+    try:
+        write_to_textfile(str(path), registry)
+    except OSError as exc:
+        raise MetricsError(f"cannot write --metrics-file {path}: {exc}") from exc
