@@ -496,6 +496,16 @@ def apply(plan_file: Path, state: Path | None, fmt: str, metrics_file: Path | No
     sys.exit(result.exit_code)
 
 
+def _fresh(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
+    found, n = path, 1
+    while found.exists():
+        n += 1
+        found = path.with_name(f"{path.name}-{n}")
+    found.mkdir(parents=True)
+    return found
+
+
 def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]:
     return report_data(planned, result.state, Journal(state_dir).events(result.run_id))
 
@@ -541,7 +551,9 @@ def drill(
     metrics = _metrics_target(metrics_file)
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
-    legs = [make_plan(rb, leg) for leg in ([scenario, scenario.reverse()] if failback else [scenario])]
+    undo = failback and rb.failback == "rollback"  # the way back is undoing the failover
+    both = failback and not undo
+    legs = [make_plan(rb, leg) for leg in ([scenario, scenario.reverse()] if both else [scenario])]
     options = _options(**kwargs)
     state_dir = _state_dir(state)
     reports, datas = [], []
@@ -550,7 +562,7 @@ def drill(
         if box is not None:
             options = replace(options, overrides=box.overrides())
             if state is None:  # a fresh world each time: its runs are not the real ones
-                state_dir = state_dir / "sandbox" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                state_dir = _fresh(state_dir / "sandbox" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
             click.echo(f"sandbox: {box.describe()}; state in {state_dir}", err=True)
         for planned in legs:
             result = _execute(planned, state_dir, options)
@@ -559,6 +571,14 @@ def drill(
             reports.append(render_report(datas[-1], "markdown"))
             if not result.ok:
                 break
+        if undo and result.ok:
+            click.echo(
+                f"failback: undoing run {result.run_id} (the runbook says failback: rollback)", err=True
+            )
+            configure_logging(json_lines=not sys.stderr.isatty())
+            result = resume(result.run_id, state_dir, options, rollback=True)
+            _print_result(result, fmt)
+            reports.append(render_report(_report(legs[0], state_dir, result), "markdown"))
         if box is not None and failback and result.ok:
             click.echo(f"sandbox: {box.compare_with_start()}", err=True)
     if report_file is not None or fmt == "text":

@@ -156,13 +156,22 @@ def resume(
     on_failure: OnFailure | None = None,
 ) -> RunResult:
     """Continue a run whose process died, or that halted, from what its journal says: forward
-    (a failed step is tried again), or with ``rollback`` by compensating what it completed.
-    A run that ended otherwise is left as it is. ``on_failure`` replaces the recorded policy.
+    (a failed step is tried again), or with ``rollback`` by compensating what it completed. With
+    ``rollback``, a run that succeeded is undone too, unless it went past a pivot (refused). A
+    run that ended otherwise is left as it is. ``on_failure`` replaces the recorded policy.
     """
     journal = Journal(Path(state_dir))
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
-    if state.finished and state.status != "halted":
+    undo = rollback and state.status == "succeeded"
+    if undo:
+        passed = [s.id for s in plan.steps if s.pivot and state.step(s.id).state == "succeeded"]
+        if passed:
+            raise RefusedError(
+                f"run {run_id} went past pivot {', '.join(passed)}: it cannot be undone; "
+                "fail back with the reverse plan (failover drill/plan --from and --to swapped)"
+            )
+    if state.finished and state.status != "halted" and not undo:
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
     merged = _with_recorded(options, state.options or {})
     if on_failure is not None:
@@ -502,6 +511,8 @@ class _Run:
             self.emit("run_resumed", owner=self.lease.owner, rollback=rollback)
             state = resumed
         if rollback or state.rollback_started:
+            if state.status == "succeeded" or state.undo:  # undoing a failover that succeeded
+                return self._rollback(state, "undo of the failover requested", EXIT_OK, undo=True)
             return self._rollback(state, "requested" if rollback else "resumed")
         if not state.preflight_done:
             failed = self._preflight()
@@ -892,9 +903,11 @@ class _Run:
             return self._finish("halted", code, message)
         return self._rollback(state, f"{step_id} failed: {why}", code)
 
-    def _rollback(self, state: RunState, reason: str, code: int = EXIT_FAILED) -> RunResult:
+    def _rollback(
+        self, state: RunState, reason: str, code: int = EXIT_FAILED, undo: bool = False
+    ) -> RunResult:
         if not state.rollback_started:
-            self.emit("rollback_started", reason=reason)
+            self.emit("rollback_started", reason=reason, **({"undo": True} if undo else {}))
         for step_id in self.plan.rollback:
             step = self.steps[step_id]
             rec = state.step(step_id)

@@ -391,6 +391,7 @@ class RunState:
     options: dict[str, object] | None = None
     preflight_done: bool = False
     rollback_started: bool = False
+    undo: bool = False  # the rollback undoes a run that had succeeded
     steps: dict[str, StepRecord] = field(default_factory=dict)
     checks: dict[str, CheckRecord] = field(default_factory=dict)
     approvals: list[dict[str, object]] = field(default_factory=list)
@@ -458,8 +459,11 @@ class RunState:
             rec = self.step(e.step)
             rec.state = "skipped"
             rec.finished_at = e.at
+        elif kind == "run_resumed":  # running again, whatever it ended as before
+            self.status, self.exit_code, self.message = "running", None, ""
         elif kind == "rollback_started":
             self.rollback_started = True
+            self.undo = bool(d.get("undo"))
         elif kind == "compensation_started" and e.step:
             self.step(e.step).state = "compensating"
         elif kind == "step_compensated" and e.step:

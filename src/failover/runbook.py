@@ -152,6 +152,11 @@ class _Header(_Model):
     sites: dict[Name, Site]
     defaults: Defaults = Field(default_factory=Defaults)
     rto: Duration | None = Field(None, description="Target RTO of the whole failover.")
+    failback: Literal["reverse", "rollback"] = Field(
+        "reverse",
+        description="How `drill --failback` comes back: reverse (the plan with from and to swapped) "
+        "or rollback (undo the failover's own steps: active-active runbooks that only move traffic).",
+    )
     sandbox: Sandbox | None = Field(None, description="Resources a --sandbox drill creates first.")
 
 
@@ -521,6 +526,12 @@ class _Validator:
                     f"duplicate step id {step.id!r}: already used by steps[{seen[step.id]}]",
                 )
             seen.setdefault(step.id, i)
+            if step.pivot and header.failback == "rollback":
+                self.add(
+                    (*path, "pivot"),
+                    "a runbook with failback: rollback undoes its failover, which a pivot forbids: "
+                    "expected no pivot, or failback: reverse",
+                )
             if step.pivot and step.rollback == "auto":
                 self.add(
                     (*path, "rollback"),
