@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,54 @@ def test_every_action_and_check_of_a_cloud_provider_has_its_section(cloud: str) 
     assert names
     for name in names:
         assert f"\n### {name}\n" in doc, f"{name} has no section in docs/providers/{cloud}.md"
+
+
+DOC_PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "cli.md" and _blocks(p, "sh"))
+
+
+def _run_sh(lines: list[str], where: str) -> None:
+    """Run the lines of ``sh`` blocks as a shell would: ``failover`` commands (and ``cp``), in
+    order, each expected to succeed."""
+    for line in lines:
+        argv = shlex.split(line, comments=True)
+        if not argv:
+            continue
+        if argv[0] == "cp" and len(argv) == 3:
+            shutil.copy(argv[1], argv[2])
+            continue
+        assert argv[0] == "failover", f"{where}: {line!r}: sh blocks hold runnable failover commands"
+        result = CliRunner().invoke(main, argv[1:], catch_exceptions=False)
+        assert result.exit_code == 0, f"{where}: {line}\n{result.output}"
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.relative_to(ROOT / "docs").as_posix())
+def test_the_docs_sh_examples_run_as_written(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "runbooks", tmp_path / "runbooks")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAILOVER_STATE", str(tmp_path / ".failover"))
+    lines = [line for block in _blocks(page, "sh") for line in block.splitlines()]
+    assert any(line.startswith("failover ") for line in lines)
+    _run_sh(lines, page.name)
+
+
+def test_make_demo_runs_the_shop_drill_and_writes_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^demo: .*\n((?:\t.*\n)+)", makefile, flags=re.M)
+    assert recipe is not None
+    commands = [
+        line.strip().replace("$(BIN)/", "").replace("$(DEMO)", "runbooks/shop.yaml")
+        for line in recipe.group(1).splitlines()
+        if "$(BIN)/failover" in line
+    ]
+    assert "runbooks/shop.yaml" in makefile and len(commands) == 3
+    shutil.copytree(ROOT / "runbooks", tmp_path / "runbooks")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAILOVER_STATE", str(tmp_path / ".failover"))
+    _run_sh(commands, "Makefile demo")
+    report = (tmp_path / "drill-report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Drill report: shop, east -> west (graceful)")
+    assert "# Drill report: shop, west -> east (graceful)" in report
