@@ -118,6 +118,30 @@ output_opt = click.option(
 )
 
 
+def scenario_options(func: F) -> F:
+    """--from, --to, --scope and --mode: which failover (plan, drill, check)."""
+    decorators = [
+        click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from."),
+        click.option("--to", required=True, metavar="SITE", help="Site to fail over to."),
+        click.option(
+            "--scope",
+            multiple=True,
+            metavar="SERVICE",
+            help="Only this service and what it depends on (repeatable).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["graceful", "ungraceful"]),
+            default="graceful",
+            show_default=True,
+            help="ungraceful: the source site is down; its steps are skipped or best-effort.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="failover")
 def main() -> None:
@@ -139,21 +163,7 @@ def validate(runbook: Path) -> None:
 
 @main.command()
 @runbook_arg
-@click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from.")
-@click.option("--to", required=True, metavar="SITE", help="Site to fail over to.")
-@click.option(
-    "--scope",
-    multiple=True,
-    metavar="SERVICE",
-    help="Only this service and what it depends on (repeatable).",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["graceful", "ungraceful"]),
-    default="graceful",
-    show_default=True,
-    help="ungraceful: the source site is down; its steps are skipped or best-effort.",
-)
+@scenario_options
 @click.option("--format", "fmt", type=click.Choice(PLAN_FORMATS), default="text", show_default=True)
 @click.option(
     "--sandbox",
@@ -512,10 +522,7 @@ def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]
 
 @main.command()
 @runbook_arg
-@click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from.")
-@click.option("--to", required=True, metavar="SITE", help="Site to fail over to.")
-@click.option("--scope", multiple=True, metavar="SERVICE", help="Only this service and its dependencies.")
-@click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
+@scenario_options
 @click.option(
     "--failback", is_flag=True, help="After a successful failover, fail back (from and to swapped)."
 )
@@ -590,10 +597,7 @@ def drill(
 
 @main.command()
 @runbook_arg
-@click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from.")
-@click.option("--to", required=True, metavar="SITE", help="Site to fail over to.")
-@click.option("--scope", multiple=True, metavar="SERVICE", help="Only this service and its dependencies.")
-@click.option("--mode", type=click.Choice(["graceful", "ungraceful"]), default="graceful", show_default=True)
+@scenario_options
 @click.option(
     "--sandbox", is_flag=True, help="Ask the runbook's sandbox (embedded clouds on 127.0.0.1) instead."
 )
