@@ -524,7 +524,10 @@ def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]
 @runbook_arg
 @scenario_options
 @click.option(
-    "--failback", is_flag=True, help="After a successful failover, fail back (from and to swapped)."
+    "--failback",
+    is_flag=True,
+    help="After a successful failover, fail back: the plan with from and to swapped, or the "
+    "failover undone if the runbook says failback: rollback.",
 )
 @click.option(
     "--report",
