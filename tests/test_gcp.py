@@ -100,9 +100,15 @@ def test_an_operation_that_ends_in_error_after_running_fails_the_step(fake: Comp
     assert not isinstance(fatal.value, TransientProviderError)
     assert "shop-prod/us-west1 (west)" in str(fatal.value)
     assert state(fake)["gcp group web-usw1"] == 1  # the failed operation changed nothing
+    # the step is tried again (the same request ids): the failed operation is followed to a
+    # fresh one, which fails too (transient); the attempt after that succeeds
     fake.fail("POST", r"/resize$", operation_error="RESOURCE_NOT_READY", message="busy")
     with pytest.raises(TransientProviderError, match="RESOURCE_NOT_READY"):
-        RESIZE.apply(context(fake, step="svc.other"), params)
+        RESIZE.apply(context(fake), params)
+    assert RESIZE.apply(context(fake), params) == {"size": 2}
+    assert state(fake)["gcp group web-usw1"] == 2
+    ids = [c["query"]["requestId"] for c in calls(fake, "POST", "/resize")]
+    assert len(ids) == 6 and len(set(ids)) == 3  # attempts sent A; then A, B; then A, B, C
 
 
 def test_a_group_the_quota_cannot_hold_fails_fast_with_the_quota_error(fake: ComputeFake) -> None:
@@ -428,4 +434,44 @@ def test_every_gcp_action_lists_narrow_permissions() -> None:
         "compute.instances.get",
         "compute.instances.start",
         "compute.instances.stop",  # its compensation stops it again
+    }
+
+
+def test_a_rollback_of_a_resize_under_raised_limits_leaves_the_size_to_the_limits_step(
+    fake: ComputeFake,
+) -> None:
+    # as a rollback runs: the resize is compensated first, while the limits are still raised
+    ctx = context(fake)
+    limits = LIMITS.parse({"autoscaler": "web-usw1", "min_replicas": 3, "max_replicas": 10})
+    before_limits = LIMITS.read(ctx, limits)
+    LIMITS.apply(ctx, limits)
+    resize = RESIZE.parse({"group": "web-usw1", "size": 4})
+    RESIZE.apply(ctx, resize)
+    RESIZE.compensate(ctx, resize, {"size": 1})  # 1 is below the raised minimum: as close as allowed
+    assert state(fake)["gcp group web-usw1"] == 3
+    LIMITS.compensate(ctx, limits, before_limits)
+    assert state(fake)["gcp autoscaler web-usw1"] == [1, 2]
+    assert state(fake)["gcp group web-usw1"] == 1
+
+
+def test_failover_policy_rollback_clears_what_was_unset_before(fake: ComputeFake) -> None:
+    ctx = context(fake)
+    params = POLICY.parse(
+        {"service": "ilb", "drop_traffic_if_unhealthy": True, "disable_connection_drain_on_failover": True}
+    )
+    before = POLICY.read(ctx, params)
+    assert before["policy"] == {  # type: ignore[index]
+        "failover_ratio": 0.5,
+        "drop_traffic_if_unhealthy": False,
+        "disable_connection_drain_on_failover": False,
+    }
+    POLICY.apply(ctx, params)
+    assert state(fake)["gcp failover policy ilb"] == [0.5, True, True]
+    POLICY.compensate(ctx, params, before)
+    assert state(fake)["gcp failover policy ilb"] == [0.5, False, False]
+    sent = calls(fake, "PATCH", "/backendServices/ilb")[-1]["body"]["failoverPolicy"]
+    assert sent == {
+        "failoverRatio": 0.5,
+        "dropTrafficIfUnhealthy": False,
+        "disableConnectionDrainOnFailover": False,
     }

@@ -200,3 +200,44 @@ def test_failback_rollback_is_refused_for_a_runbook_with_a_pivot(tmp_path: Path)
         "services.orders-db.steps[0].pivot: a runbook with failback: rollback undoes its failover"
         in result.stderr
     )
+    assert "every step must be reversible: expected no pivot: true, or failback: reverse" in result.stderr
+
+
+def test_a_run_is_not_undone_over_a_later_run_on_the_same_services(tmp_path: Path) -> None:
+    text = (ROOT / "runbooks/examples/sim-shop.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "nopivot.yaml"
+    path.write_text(text.replace("pivot: true, rollback: none,", ""), encoding="utf-8")
+    state = str(tmp_path / "state")
+    ids = []
+    for a, b in (("east", "west"), ("west", "east")):
+        args = ["drill", str(path), "--from", a, "--to", b, "--auto-approve", "--sim-speed", "1000"]
+        result = CliRunner().invoke(main, [*args, "--format", "json", "--state", state])
+        assert result.exit_code == 0, result.output
+        ids.append(json.loads(result.stdout.splitlines()[-1])["run_id"])
+    refused = CliRunner().invoke(main, ["rollback", ids[0], "--state", state])
+    assert refused.exit_code == 3, refused.output
+    assert f"run {ids[0]} cannot be undone: run {ids[1]}, started after it, acted on" in refused.stderr
+    undone = CliRunner().invoke(main, ["rollback", ids[1], "--state", state, "--format", "json"])
+    assert undone.exit_code == 0, undone.output
+    assert json.loads(undone.stdout.splitlines()[-1])["status"] == "rolled_back"
+
+
+def test_an_undone_drill_keeps_its_failover_in_history_and_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAILOVER_STATE", str(tmp_path / "state"))
+    path = str(ROOT / "runbooks/examples/active-active.yaml")
+    metrics = tmp_path / "drill.prom"
+    drill = ["drill", path, "--from", "east", "--to", "west", "--failback", "--sandbox", "--auto-approve"]
+    result = CliRunner().invoke(main, [*drill, "--format", "json", "--metrics-file", str(metrics)])
+    assert result.exit_code == 0, result.output
+    samples = _samples(metrics)
+    assert _value(samples, "failover_run_success", runbook="active-active", from_site="east") == 1
+    assert _value(samples, "failover_run_undo_success", runbook="active-active", from_site="east") == 1
+    data = json.loads(CliRunner().invoke(main, ["history", path, "--sandbox", "--format", "json"]).stdout)
+    (run,) = data["runs"]
+    assert (run["status"], run["undone"], run["direction"]) == ("succeeded", True, "east -> west")
+    assert run["rto"]["measured_s"] is not None
+    assert data["services"]["east -> west"]["api"]["runs"] == 1
+    text = CliRunner().invoke(main, ["history", path, "--sandbox"]).stdout
+    assert "succeeded, undone" in text

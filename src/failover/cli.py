@@ -508,12 +508,15 @@ def apply(plan_file: Path, state: Path | None, fmt: str, metrics_file: Path | No
 
 def _fresh(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     found, n = path, 1
-    while found.exists():
-        n += 1
-        found = path.with_name(f"{path.name}-{n}")
-    found.mkdir(parents=True)
-    return found
+    while True:
+        try:
+            found.mkdir()  # atomic: two drills cannot both get the same one
+            return found
+        except FileExistsError:
+            n += 1
+            found = path.with_name(f"{path.name}-{n}")
 
 
 def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]:
@@ -566,7 +569,9 @@ def drill(
     legs = [make_plan(rb, leg) for leg in ([scenario, scenario.reverse()] if both else [scenario])]
     options = _options(**kwargs)
     state_dir = _state_dir(state)
-    reports, datas = [], []
+    reports: list[str] = []
+    datas: list[dict[str, Any]] = []
+    undone: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         box = stack.enter_context(Sandbox(rb)) if sandbox else None
         if box is not None:
@@ -588,13 +593,14 @@ def drill(
             configure_logging(json_lines=not sys.stderr.isatty())
             result = resume(result.run_id, state_dir, options, rollback=True)
             _print_result(result, fmt)
-            reports.append(render_report(_report(legs[0], state_dir, result), "markdown"))
+            undone.append(_report(legs[0], state_dir, result))
+            reports.append(render_report(undone[-1], "markdown"))
         if box is not None and failback and result.ok:
             click.echo(f"sandbox: {box.compare_with_start()}", err=True)
     if report_file is not None or fmt == "text":
         _emit("\n".join(reports), report_file)
     if metrics is not None:
-        write_metrics(run_metrics(datas), metrics)
+        write_metrics(run_metrics(datas, undone), metrics)
     sys.exit(result.exit_code)
 
 

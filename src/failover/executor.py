@@ -163,15 +163,9 @@ def resume(
     journal = Journal(Path(state_dir))
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
-    undo = rollback and state.status == "succeeded"
-    if undo:
-        passed = [s.id for s in plan.steps if s.pivot and state.step(s.id).state == "succeeded"]
-        if passed:
-            raise RefusedError(
-                f"run {run_id} went past pivot {', '.join(passed)}: it cannot be undone; "
-                "fail back with the reverse plan (failover drill/plan --from and --to swapped)"
-            )
-    if state.finished and state.status != "halted" and not undo:
+    if rollback and state.status == "succeeded":
+        _refuse_undo(journal, run_id, plan, state)
+    if state.finished and state.status != "halted" and not (rollback and state.status == "succeeded"):
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
     merged = _with_recorded(options, state.options or {})
     if on_failure is not None:
@@ -179,6 +173,34 @@ def resume(
     lease = _take_over(journal, run_id, _resources(plan), merged)
     run = _Run(plan, journal, lease, merged, registry or default_registry(), Path(state_dir))
     return run.start(resumed=state, rollback=rollback)
+
+
+def _refuse_undo(journal: Journal, run_id: str, plan: Plan, state: RunState) -> None:
+    """Undoing a run that succeeded puts back what its steps changed, so it must be able to
+    (no pivot passed, every completed step reversible) and nothing may have changed it since
+    (no later run on the same services, whose changes it would overwrite)."""
+    done = [s for s in plan.steps if s.kind == "action" and state.step(s.id).state == "succeeded"]
+    passed = [s.id for s in done if s.pivot]
+    if passed:
+        raise RefusedError(
+            f"run {run_id} went past pivot {', '.join(passed)}: it cannot be undone; "
+            "fail back with the reverse plan (failover drill/plan --from and --to swapped)"
+        )
+    stuck = [s.id for s in done if not s.reversible]
+    if stuck:
+        raise RefusedError(
+            f"run {run_id} cannot be undone: {', '.join(stuck)} cannot be compensated "
+            "(irreversible, or rollback: none); fail back with the reverse plan"
+        )
+    mine = set(_resources(plan))
+    runs = [r[0] for r in journal.runs()]
+    for later in runs[runs.index(run_id) + 1 :]:
+        shared = sorted(mine & set(_resources(journal.run_plan(later))))
+        if shared:
+            raise RefusedError(
+                f"run {run_id} cannot be undone: run {later}, started after it, acted on "
+                f"{', '.join(shared)}; undoing would overwrite what it did"
+            )
 
 
 def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Options:

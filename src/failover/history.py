@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.durations import format_duration
-from failover.journal import Journal, RunState
+from failover.journal import Event, Journal, RunState
 from failover.report import report_data
 
 HISTORY_VERSION = 1
@@ -34,12 +34,22 @@ def history(runbook: str, sources: Iterable[Journal]) -> dict[str, Any]:
             state = RunState.replay(run_id, events)
             if not state.finished:
                 continue
+            undone = state.undo and state.status == "rolled_back"
+            if undone:  # the failover as it ended, before it was undone (failback: rollback)
+                events = _before_undo(events)
+                state = RunState.replay(run_id, events)
             data = report_data(journal.run_plan(run_id), state, events)
-            runs.append({**_summary(data), "created_at": created})
+            runs.append({**_summary(data), "undone": undone, "created_at": created})
     runs.sort(key=lambda r: (r["created_at"], r["run_id"]))
     for run in runs:
         del run["created_at"]
     return {"version": HISTORY_VERSION, "runbook": runbook, "runs": runs, "services": _services(runs)}
+
+
+def _before_undo(events: list[Event]) -> list[Event]:
+    """The events of a run up to the resume that undid it."""
+    undo = next(i for i, e in enumerate(events) if e.kind == "rollback_started" and e.data.get("undo"))
+    return events[: max(i for i in range(undo) if events[i].kind == "run_resumed")]
 
 
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +137,13 @@ def render_history(data: dict[str, Any]) -> str:
         lines.append("(none in this journal: sandbox drills are read with --sandbox)")
         return "\n".join(lines) + "\n"
     rows = [
-        [r["run_id"], r["direction"], r["started_at"] or "-", r["mode"], r["status"]]
+        [
+            r["run_id"],
+            r["direction"],
+            r["started_at"] or "-",
+            r["mode"],
+            r["status"] + (", undone" if r["undone"] else ""),
+        ]
         + [_dur(r["rto"][k]) for k in ("measured_s", "predicted_s", "target_s")]
         for r in data["runs"]
     ]

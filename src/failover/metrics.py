@@ -43,8 +43,11 @@ def _scenario(runbook: str, scenario: Mapping[str, Any]) -> tuple[str, str, str,
     return (runbook, str(scenario["from"]), str(scenario["to"]), str(scenario.get("mode", "graceful")))
 
 
-def run_metrics(reports: Iterable[Mapping[str, Any]]) -> CollectorRegistry:
-    """Gauges of one or more runs (a drill's failover and failback), from their report data."""
+def run_metrics(
+    reports: Iterable[Mapping[str, Any]], undone: Iterable[Mapping[str, Any]] = ()
+) -> CollectorRegistry:
+    """Gauges of one or more runs (a drill's failover and failback), from their report data;
+    ``undone``: the same runs after a drill undid them (``failback: rollback``)."""
     registry = CollectorRegistry()
 
     def gauge(name: str, doc: str, *extra: str) -> Gauge:
@@ -82,6 +85,10 @@ def run_metrics(reports: Iterable[Mapping[str, Any]]) -> CollectorRegistry:
                 duration.labels(*labels, *where).set(step["duration_s"])
             if step["attempts"]:
                 attempts.labels(*labels, *where).set(step["attempts"])
+    undo = gauge("failover_run_undo_success", "1 if undoing the run (the drill's failback) succeeded.")
+    for data in undone:
+        ok = data["status"] == "rolled_back" and data.get("exit_code") == 0
+        undo.labels(*_scenario(str(data["runbook"]), data["scenario"])).set(1 if ok else 0)
     return registry
 
 

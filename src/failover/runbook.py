@@ -526,11 +526,13 @@ class _Validator:
                     f"duplicate step id {step.id!r}: already used by steps[{seen[step.id]}]",
                 )
             seen.setdefault(step.id, i)
-            if step.pivot and header.failback == "rollback":
+            if header.failback == "rollback" and (step.pivot or step.rollback == "none"):
+                key = "pivot" if step.pivot else "rollback"
                 self.add(
-                    (*path, "pivot"),
-                    "a runbook with failback: rollback undoes its failover, which a pivot forbids: "
-                    "expected no pivot, or failback: reverse",
+                    (*path, key),
+                    "a runbook with failback: rollback undoes its failover, so every step must be "
+                    f"reversible: expected no {key}: {'true' if step.pivot else 'none'}, "
+                    "or failback: reverse",
                 )
             if step.pivot and step.rollback == "auto":
                 self.add(

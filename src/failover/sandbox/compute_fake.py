@@ -241,13 +241,19 @@ class ComputeFake:
                 return exc.status, exc.body()
 
     def _fault(self, method: str, path: str) -> Fault | None:
+        """The first fault for this request. An HTTP fault is spent at once; an operation fault
+        when it makes an operation fail (not on a request that replays an existing one)."""
         for fault in self._faults:
             if fault.method == method and re.search(fault.path, path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
+                if fault.operation_error is None:
+                    self._spend(fault)
                 return fault
         return None
+
+    def _spend(self, fault: Fault) -> None:
+        fault.times -= 1
+        if fault.times <= 0 and fault in self._faults:
+            self._faults.remove(fault)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -324,11 +330,10 @@ class ComputeFake:
         }
         if scope != "global":
             body[scope.split("/")[0][:-1]] = self.url(f"projects/{project}/{scope}")
-        error = (
-            (call.fault.operation_error, call.fault.message)
-            if call.fault and call.fault.operation_error
-            else None
-        )
+        error = None
+        if call.fault is not None and call.fault.operation_error is not None:
+            error = (call.fault.operation_error, call.fault.message)
+            self._spend(call.fault)
         op = self._operations[path] = _Operation(body, effect, self.operation_polls, error)
         if rid is not None:
             self._by_request_id[(project, rid)] = path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -141,6 +141,32 @@ def request_id(ctx: Context, *parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, ":".join((ctx.idempotency_token, *parts))))
 
 
+REPLAYS = 8  # failed operations followed to a fresh one, at most (one per earlier attempt)
+
+
+def mutate(
+    ctx: Context, method: Callable[..., Any], request: dict[str, Any], resource: str, what: str, *parts: str
+) -> None:
+    """Send a change with a requestId and wait for its operation (see :func:`wait_operation`).
+
+    The id comes from the step and ``parts``, so a change sent again (a retry after a timeout, a
+    resume) is not applied twice: Compute Engine answers with the first operation. An operation
+    that failed changed nothing, though, and its id would only ever answer with that failure: when
+    the answer is an operation already DONE in error, the change is sent again under an id that
+    also names the failed operation, so the next attempt of a step can succeed.
+    """
+    salt: tuple[str, ...] = ()
+    for _ in range(REPLAYS + 1):
+        with gcp_errors(ctx, resource):
+            operation = method(
+                request={**request, "request_id": request_id(ctx, *parts, *salt)}, **call_options()
+            )
+        if not (_done(operation) and _errors(operation)):
+            break
+        salt = (str(operation.name),)
+    wait_operation(ctx, operation, what)
+
+
 def call_options(timeout: float = READ_TIMEOUT_S) -> dict[str, Any]:
     """Keyword arguments for every client call: no retries inside the client (the executor
     retries, within the step's timeout) and a bounded wait for the answer."""
@@ -208,7 +234,8 @@ def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600
     """Wait (bounded by ``timeout`` and the step's deadline) until ``operation`` is DONE, on the
     zone, region or global operations client of the site's endpoint; then raise if it ended in
     error (an operation DONE with ``error.errors`` is a failure, the client does not raise)."""
-    deadline = ctx.clock() + timeout
+    started = ctx.clock()
+    deadline = started + timeout
     if ctx.deadline is not None:
         deadline = min(deadline, ctx.deadline)
     if operation.zone:
@@ -222,7 +249,8 @@ def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600
         left = deadline - ctx.clock()
         if left <= 0:
             raise TransientProviderError(
-                f"{what}: operation {operation.name} still {operation.status.name} after {timeout:g}s"
+                f"{what} in {where(ctx)}: operation {operation.name} still {operation.status.name} "
+                f"after {ctx.clock() - started:g}s of waiting"
             )
         with gcp_errors(ctx, f"operation {operation.name} ({what})"):
             operation = ops.wait(
@@ -236,8 +264,12 @@ def _done(operation: Any) -> bool:
     return bool(operation.status.name == "DONE")
 
 
+def _errors(operation: Any) -> list[Any]:
+    return list(operation.error.errors) if operation.error else []
+
+
 def _raise_for(ctx: Context, operation: Any, what: str) -> None:
-    errors = list(operation.error.errors) if operation.error else []
+    errors = _errors(operation)
     if not errors:
         return
     codes = [e.code for e in errors]

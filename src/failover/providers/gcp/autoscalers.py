@@ -13,9 +13,8 @@ from failover.providers.gcp._client import (
     gcp_errors,
     last,
     located,
+    mutate,
     project,
-    request_id,
-    wait_operation,
 )
 from failover.providers.gcp.instance_groups import GroupParams, describe_group, resize_group
 
@@ -111,19 +110,18 @@ class SetAutoscalerLimits(Action[LimitsParams]):
         for field, value in wanted.items():
             setattr(policy, field, value)
         client, scope, path = located(ctx, params.zone, "AutoscalersClient", "RegionAutoscalersClient")
-        body_key = "autoscaler_resource"
-        token = request_id(ctx, purpose, path, params.autoscaler, *(str(v) for v in wanted.values()))
-        with gcp_errors(ctx, f"autoscaler {path}/{params.autoscaler}"):
-            operation = client.patch_unary(
-                request={
-                    **scope,
-                    "autoscaler": params.autoscaler,
-                    body_key: {"name": found.name, "autoscaling_policy": policy},
-                    "request_id": token,
-                },
-                **call_options(),
-            )
-        wait_operation(ctx, operation, f"limits of autoscaler {last(found.self_link or params.autoscaler)}")
+        mutate(
+            ctx,
+            client.patch_unary,
+            {
+                **scope,
+                "autoscaler": params.autoscaler,
+                "autoscaler_resource": {"name": found.name, "autoscaling_policy": policy},
+            },
+            f"autoscaler {path}/{params.autoscaler}",
+            f"limits of autoscaler {path}/{params.autoscaler}",
+            *(purpose, path, params.autoscaler, *(str(v) for v in wanted.values())),
+        )
 
     def apply(self, ctx: Context, params: LimitsParams) -> JsonValue:
         wanted = {k: v for k, _ in _LIMITS if (v := getattr(params, k)) is not None}

@@ -13,12 +13,11 @@ from failover.providers.gcp._client import (
     call_options,
     compute,
     gcp_errors,
+    mutate,
     phrase,
     project,
     region,
     relative,
-    request_id,
-    wait_operation,
 )
 
 Scope = Literal["global", "regional"]
@@ -78,13 +77,14 @@ def match_backends(service: Any, refs: list[str], label: str) -> dict[str, Any]:
 def _patch(ctx: Context, params: ServiceParams, body: dict[str, Any], purpose: str, what: str) -> None:
     """PATCH the service with its fingerprint (a concurrent change makes it fail with 412,
     which is transient: the next attempt reads again), and wait for the operation."""
-    token = request_id(ctx, purpose, params.scope, params.service, repr(sorted(body.items())))
-    with gcp_errors(ctx, _label(ctx, params)):
-        operation = compute(ctx, _kind(params.scope)).patch_unary(
-            request={**_request(ctx, params), "backend_service_resource": body, "request_id": token},
-            **call_options(),
-        )
-    wait_operation(ctx, operation, what)
+    mutate(
+        ctx,
+        compute(ctx, _kind(params.scope)).patch_unary,
+        {**_request(ctx, params), "backend_service_resource": body},
+        _label(ctx, params),
+        what,
+        *(purpose, params.scope, params.service, repr(sorted(body.items()))),
+    )
 
 
 class CapacityParams(ServiceParams):
@@ -225,7 +225,7 @@ def _exact(value: object) -> object:
 def _policy_state(service: Any) -> dict[str, Any]:
     policy = service.failover_policy
     return {
-        "policy": {field: _exact(getattr(policy, field)) for field in _POLICY if field in policy},
+        "policy": {field: _exact(getattr(policy, field)) for field in _POLICY},  # unset: 0.0, false
         "failover": {relative(b.group): bool(b.failover) for b in service.backends},
     }
 
@@ -292,6 +292,11 @@ class SetFailoverPolicy(Action[FailoverPolicyParams]):
             backends.append(backend)
         body = {"failover_policy": wanted["policy"], "backends": backends, "fingerprint": service.fingerprint}
         _patch(ctx, params, body, purpose, f"failover policy of {_label(ctx, params)}")
+        now = _policy_state(get_service(ctx, params))
+        if now != wanted:  # a field the patch could not set (or a change since): not put back
+            raise ProviderError(
+                f"failover policy of {_label(ctx, params)} in {project(ctx)}: expected {wanted}, found {now}"
+            )
 
     def apply(self, ctx: Context, params: FailoverPolicyParams) -> JsonValue:
         self._set(ctx, params, self._wanted(ctx, params, get_service(ctx, params)), "failover-policy")

@@ -12,12 +12,11 @@ from failover.providers.gcp._client import (
     call_options,
     compute,
     gcp_errors,
+    mutate,
     phrase,
     project,
     region,
     relative,
-    request_id,
-    wait_operation,
 )
 
 TARGETS = frozenset(
@@ -135,17 +134,14 @@ class SetForwardingTarget(Action[TargetParams]):
         if relative(self._target(ctx, params)) == wanted:
             return
         client, scope, label = self._client(ctx, params)
-        with gcp_errors(ctx, label):
-            operation = client.set_target_unary(
-                request={
-                    **scope,
-                    "forwarding_rule": params.rule,
-                    "target_reference_resource": {"target": wanted},
-                    "request_id": request_id(ctx, purpose, params.scope, params.rule, wanted),
-                },
-                **call_options(),
-            )
-        wait_operation(ctx, operation, f"target of {label}")
+        mutate(
+            ctx,
+            client.set_target_unary,
+            {**scope, "forwarding_rule": params.rule, "target_reference_resource": {"target": wanted}},
+            label,
+            f"target of {label}",
+            *(purpose, params.scope, params.rule, wanted),
+        )
 
     def apply(self, ctx: Context, params: TargetParams) -> JsonValue:
         self._set(ctx, params, params.target, "target")

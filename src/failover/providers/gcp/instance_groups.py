@@ -24,11 +24,10 @@ from failover.providers.gcp._client import (
     gcp_errors,
     last,
     located,
+    mutate,
     project,
     region,
     relative,
-    request_id,
-    wait_operation,
 )
 
 OPERATION_PERMISSIONS = ("compute.zoneOperations.get", "compute.regionOperations.get")
@@ -80,25 +79,24 @@ def _quota_errors(ctx: Context, params: GroupParams) -> list[str]:
     return sorted({f"{e.code}: {e.message}" for e in errors if e.code == "QUOTA_EXCEEDED"})
 
 
-def resize_group(ctx: Context, params: GroupParams, size: int, purpose: str) -> None:
-    """Resize the group to ``size`` (if it is not there) and wait for the operation."""
+def resize_group(ctx: Context, params: GroupParams, size: int, purpose: str, clamp: bool = False) -> None:
+    """Resize the group to ``size`` (if it is not there) and wait for the operation. An
+    autoscaler that is on keeps the group between its limits: a size outside them is refused,
+    or with ``clamp`` (a rollback, whose autoscaler step puts the limits and the size back
+    after it) brought within them."""
     group = describe_group(ctx, params)
+    size = _within_autoscaler(ctx, group, params, size, clamp)
     if group.target_size == size:
         return
-    _refuse_if_autoscaler_keeps(ctx, group, params, size)
     client, scope, path = _managers(ctx, params)
-    what = f"resize of instance group {path}/{params.group} to {size}"
-    with gcp_errors(ctx, f"instance group {path}/{params.group}"):
-        operation = client.resize_unary(
-            request={
-                **scope,
-                "instance_group_manager": params.group,
-                "size": size,
-                "request_id": request_id(ctx, purpose, path, params.group, str(size)),
-            },
-            **call_options(),
-        )
-    wait_operation(ctx, operation, what)
+    mutate(
+        ctx,
+        client.resize_unary,
+        {**scope, "instance_group_manager": params.group, "size": size},
+        f"instance group {path}/{params.group}",
+        f"resize of instance group {path}/{params.group} to {size}",
+        *(purpose, path, params.group, str(size)),
+    )
 
 
 class ResizeParams(GroupParams):
@@ -170,18 +168,21 @@ class ResizeInstanceGroup(Action[ResizeParams]):
         size = before.get("size") if isinstance(before, dict) else None
         if not isinstance(size, int):
             raise ProviderError(f"{self.name}: the snapshot to restore is {before!r}, expected size")
-        resize_group(ctx, params, size, "compensate")
+        resize_group(ctx, params, size, "compensate", clamp=True)
 
 
-def _refuse_if_autoscaler_keeps(ctx: Context, group: Any, params: GroupParams, size: int) -> None:
-    """An autoscaler that is on puts the group back between its limits: say so before resizing."""
+def _within_autoscaler(ctx: Context, group: Any, params: GroupParams, size: int, clamp: bool) -> int:
+    """The size to ask for: ``size`` when no autoscaler that is on keeps the group outside it;
+    otherwise the nearest size its limits allow (``clamp``), or an error that says why."""
     url = group.status.autoscaler
     if not url:
-        return
-    autoscaler = autoscaler_at(ctx, url)
-    policy = autoscaler.autoscaling_policy
-    if policy.mode in ("OFF",) or policy.min_num_replicas <= size <= policy.max_num_replicas:
-        return
+        return size
+    policy = autoscaler_at(ctx, url).autoscaling_policy
+    low, high = policy.min_num_replicas, policy.max_num_replicas
+    if policy.mode == "OFF" or low <= size <= high:
+        return size
+    if clamp:
+        return int(max(low, min(high, size)))
     raise ProviderError(
         f"instance group {params.group} is kept between {policy.min_num_replicas} and "
         f"{policy.max_num_replicas} instances by autoscaler {last(url)} (mode {policy.mode}), "

@@ -13,9 +13,8 @@ from failover.providers.gcp._client import (
     call_options,
     compute,
     gcp_errors,
+    mutate,
     project,
-    request_id,
-    wait_operation,
 )
 
 RUNNING, STOPPED = "RUNNING", "TERMINATED"
@@ -67,17 +66,14 @@ class _SetPower(Action[InstancesParams]):
 
     def _power(self, ctx: Context, params: InstancesParams, name: str, verb: str, purpose: str) -> None:
         client = compute(ctx, "InstancesClient")
-        with gcp_errors(ctx, f"instance {params.zone}/{name}"):
-            operation = getattr(client, f"{verb}_unary")(
-                request={
-                    "project": project(ctx),
-                    "zone": params.zone,
-                    "instance": name,
-                    "request_id": request_id(ctx, purpose, params.zone, name, verb),
-                },
-                **call_options(),
-            )
-        wait_operation(ctx, operation, f"{verb} of instance {params.zone}/{name}")
+        mutate(
+            ctx,
+            getattr(client, f"{verb}_unary"),
+            {"project": project(ctx), "zone": params.zone, "instance": name},
+            f"instance {params.zone}/{name}",
+            f"{verb} of instance {params.zone}/{name}",
+            *(purpose, params.zone, name, verb),
+        )
 
     def apply(self, ctx: Context, params: InstancesParams) -> JsonValue:
         for name, status in dict(self.read(ctx, params)).items():  # type: ignore[arg-type]
