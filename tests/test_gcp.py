@@ -475,3 +475,23 @@ def test_failover_policy_rollback_clears_what_was_unset_before(fake: ComputeFake
         "dropTrafficIfUnhealthy": False,
         "disableConnectionDrainOnFailover": False,
     }
+
+
+def test_the_fake_refuses_what_compute_engine_refuses() -> None:
+    from failover.errors import SandboxError
+
+    bad_backend = {
+        "backend_services": [{"site": "east", "name": "web", "backends": [{"site": "east", "group": "nope"}]}]
+    }
+    twice = {"instances": [{"site": "east", "zone": "us-east4-a", "name": "vm"}] * 2}
+    bad_zone = {"instances": [{"site": "east", "zone": "us-east4", "name": "vm"}]}
+    with ComputeFake() as fake:
+        builder = Builder(PLACES, fake)
+        with pytest.raises(SandboxError, match=r"backends\[0\]\.group.*Must be an existing instance group"):
+            builder.create(GcpSandbox.model_validate(bad_backend))
+        with pytest.raises(
+            SandboxError, match=r"projects/shop-prod/zones/us-east4-a/instances/vm' already exists"
+        ):
+            builder.create(GcpSandbox.model_validate(twice))
+        with pytest.raises(SandboxError, match=r"projects/shop-prod/zones/us-east4' was not found"):
+            builder.create(GcpSandbox.model_validate(bad_zone))

@@ -239,6 +239,9 @@ class ComputeFake:
                 raise ApiError(404, "notFound", f"no such method: {method} {parts.path}")
             except ApiError as exc:
                 return exc.status, exc.body()
+            except Exception as exc:  # a request the fake did not foresee: say so, as a 500 would
+                message = f"the compute fake failed on {method} {parts.path}: {type(exc).__name__}: {exc}"
+                return 500, ApiError(500, "internalError", message).body()
 
     def _fault(self, method: str, path: str) -> Fault | None:
         """The first fault for this request. An HTTP fault is spent at once; an operation fault
@@ -571,6 +574,8 @@ class ComputeFake:
         if not isinstance(backends, list):
             raise _invalid("resource.backends", backends, "Must be a list")
         for i, backend in enumerate(backends):
+            if not isinstance(backend, dict):
+                raise _invalid(f"resource.backends[{i}]", backend, "Must be an object")
             group = relative(str(backend.get("group", "")))
             owner = group.replace("/instanceGroups/", "/instanceGroupManagers/")
             if "/instanceGroups/" not in group or owner not in self._resources:
