@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,15 +43,22 @@ def _scenario(runbook: str, scenario: Mapping[str, Any]) -> tuple[str, str, str,
     return (runbook, str(scenario["from"]), str(scenario["to"]), str(scenario.get("mode", "graceful")))
 
 
+def _gauges(registry: CollectorRegistry) -> Callable[..., Gauge]:
+    """A maker of gauges in ``registry``, labelled with the scenario and ``extra`` labels."""
+
+    def gauge(name: str, doc: str, *extra: str) -> Gauge:
+        return Gauge(name, doc, [*SCENARIO, *extra], registry=registry)
+
+    return gauge
+
+
 def run_metrics(
     reports: Iterable[Mapping[str, Any]], undone: Iterable[Mapping[str, Any]] = ()
 ) -> CollectorRegistry:
     """Gauges of one or more runs (a drill's failover and failback), from their report data;
     ``undone``: the same runs after a drill undid them (``failback: rollback``)."""
     registry = CollectorRegistry()
-
-    def gauge(name: str, doc: str, *extra: str) -> Gauge:
-        return Gauge(name, doc, [*SCENARIO, *extra], registry=registry)
+    gauge = _gauges(registry)
 
     success = gauge("failover_run_success", "1 if the run succeeded, 0 if not.")
     exit_code = gauge("failover_run_exit_code", "The run's exit code (0 ok, 1 failed, 3 refused).")

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from failover.errors import SandboxError
-from failover.providers.gcp._client import ANONYMOUS_CREDENTIALS, relative
+from failover.providers.gcp._client import (
+    ANONYMOUS_CREDENTIALS,
+    new_client,
+    operation_done,
+    operation_errors,
+    operations_of,
+    relative,
+)
 from failover.sandbox.compute_fake import ComputeFake
 from failover.sandbox.spec import BackendSpec, GcpSandbox
 
@@ -49,14 +56,10 @@ class Builder:
 
     def client(self, kind: str) -> Any:
         if kind not in self._clients:
-            from google.api_core.client_options import ClientOptions
             from google.auth.credentials import AnonymousCredentials
-            from google.cloud import compute_v1
 
-            self._clients[kind] = getattr(compute_v1, kind)(
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                client_options=ClientOptions(api_endpoint=self.fake.endpoint),
-            )
+            anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            self._clients[kind] = new_client(kind, anonymous, self.fake.endpoint)
         return self._clients[kind]
 
     def _scope(self, site: str, zone: str | None) -> tuple[JsonDict, str]:
@@ -70,24 +73,16 @@ class Builder:
         return f"{path}/instanceGroups/{backend.group}"
 
     def _wait(self, operation: Any, what: str) -> None:
-        if operation.zone:
-            ops, scope = self.client("ZoneOperationsClient"), {"zone": operation.zone.rsplit("/", 1)[-1]}
-        elif operation.region:
-            ops, scope = (
-                self.client("RegionOperationsClient"),
-                {"region": operation.region.rsplit("/", 1)[-1]},
-            )
-        else:
-            ops, scope = self.client("GlobalOperationsClient"), {}
+        kind, scope = operations_of(operation)
         project = relative(operation.self_link).split("/")[1]
         for _ in range(100):
-            if operation.status.name == "DONE":
+            if operation_done(operation):
                 break
-            operation = ops.wait(
+            operation = self.client(kind).wait(
                 request={"project": project, "operation": operation.name, **scope}, timeout=30
             )
-        errors = [f"{e.code}: {e.message}" for e in operation.error.errors] if operation.error else []
-        if operation.status.name != "DONE" or errors:
+        errors = [f"{e.code}: {e.message}" for e in operation_errors(operation)]
+        if not operation_done(operation) or errors:
             raise SandboxError(f"the GCP sandbox could not create {what}: {'; '.join(errors) or 'not done'}")
 
     # --- create ------------------------------------------------------------------------------

@@ -89,11 +89,16 @@ def compute(ctx: Context, kind: str) -> Any:
 
 
 def _make(ctx: Context, kind: str, endpoint: str | None) -> Any:
+    return new_client(kind, _credentials(ctx), endpoint)
+
+
+def new_client(kind: str, credentials: Any, endpoint: str | None) -> Any:
+    """A ``compute_v1.<kind>`` client with these credentials, at ``endpoint`` if given."""
     from google.api_core.client_options import ClientOptions
     from google.cloud import compute_v1
 
     options = ClientOptions(api_endpoint=endpoint) if endpoint else None
-    return getattr(compute_v1, kind)(credentials=_credentials(ctx), client_options=options)
+    return getattr(compute_v1, kind)(credentials=credentials, client_options=options)
 
 
 def projects_client(ctx: Context) -> Any:
@@ -161,7 +166,7 @@ def mutate(
             operation = method(
                 request={**request, "request_id": request_id(ctx, *parts, *salt)}, **call_options()
             )
-        if not (_done(operation) and _errors(operation)):
+        if not (operation_done(operation) and operation_errors(operation)):
             break
         salt = (str(operation.name),)
     wait_operation(ctx, operation, what)
@@ -238,14 +243,9 @@ def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600
     deadline = started + timeout
     if ctx.deadline is not None:
         deadline = min(deadline, ctx.deadline)
-    if operation.zone:
-        kind, scope = "ZoneOperationsClient", {"zone": last(operation.zone)}
-    elif operation.region:
-        kind, scope = "RegionOperationsClient", {"region": last(operation.region)}
-    else:
-        kind, scope = "GlobalOperationsClient", {}
+    kind, scope = operations_of(operation)
     ops = compute(ctx, kind)
-    while not _done(operation):
+    while not operation_done(operation):
         left = deadline - ctx.clock()
         if left <= 0:
             raise TransientProviderError(
@@ -260,16 +260,25 @@ def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600
     _raise_for(ctx, operation, what)
 
 
-def _done(operation: Any) -> bool:
+def operations_of(operation: Any) -> tuple[str, dict[str, str]]:
+    """The operations client that knows ``operation`` (zone, region or global), and its scope."""
+    if operation.zone:
+        return "ZoneOperationsClient", {"zone": last(operation.zone)}
+    if operation.region:
+        return "RegionOperationsClient", {"region": last(operation.region)}
+    return "GlobalOperationsClient", {}
+
+
+def operation_done(operation: Any) -> bool:
     return bool(operation.status.name == "DONE")
 
 
-def _errors(operation: Any) -> list[Any]:
+def operation_errors(operation: Any) -> list[Any]:
     return list(operation.error.errors) if operation.error else []
 
 
 def _raise_for(ctx: Context, operation: Any, what: str) -> None:
-    errors = _errors(operation)
+    errors = operation_errors(operation)
     if not errors:
         return
     codes = [e.code for e in errors]

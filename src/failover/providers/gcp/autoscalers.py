@@ -140,7 +140,8 @@ class SetAutoscalerLimits(Action[LimitsParams]):
             raise ProviderError(
                 f"{self.name}: the snapshot to restore is {before!r}, expected min_replicas/max_replicas"
             )
-        self._set(ctx, params, {k: int(before[k]) for k, _ in _LIMITS}, "compensate")  # type: ignore[arg-type]
+        limits = {k: v for k, _ in _LIMITS if isinstance(v := before.get(k), int)}
+        self._set(ctx, params, limits, "compensate")
         size = before.get("group_size")
-        if isinstance(size, int) and before["min_replicas"] <= size <= before["max_replicas"]:  # type: ignore[operator]
+        if isinstance(size, int) and limits["min_replicas"] <= size <= limits["max_replicas"]:
             resize_group(ctx, _target(self._get(ctx, params), params), size, "compensate-size")

@@ -61,8 +61,11 @@ class _SetPower(Action[InstancesParams]):
             )
         return str(found.status)
 
-    def read(self, ctx: Context, params: InstancesParams) -> JsonValue:
+    def _statuses(self, ctx: Context, params: InstancesParams) -> dict[str, str]:
         return {name: self._status(ctx, params, name) for name in params.instances}
+
+    def read(self, ctx: Context, params: InstancesParams) -> JsonValue:
+        return dict(self._statuses(ctx, params))
 
     def _power(self, ctx: Context, params: InstancesParams, name: str, verb: str, purpose: str) -> None:
         client = compute(ctx, "InstancesClient")
@@ -76,7 +79,7 @@ class _SetPower(Action[InstancesParams]):
         )
 
     def apply(self, ctx: Context, params: InstancesParams) -> JsonValue:
-        for name, status in dict(self.read(ctx, params)).items():  # type: ignore[arg-type]
+        for name, status in self._statuses(ctx, params).items():
             if status != self.wanted:
                 self._power(ctx, params, name, self.verb, self.verb)
         wait_until(
@@ -89,7 +92,7 @@ class _SetPower(Action[InstancesParams]):
         return self.read(ctx, params)
 
     def verify(self, ctx: Context, params: InstancesParams) -> bool:
-        return all(status == self.wanted for status in dict(self.read(ctx, params)).values())  # type: ignore[arg-type]
+        return all(status == self.wanted for status in self._statuses(ctx, params).values())
 
     def compensate(self, ctx: Context, params: InstancesParams, before: JsonValue) -> None:
         if not isinstance(before, dict):
