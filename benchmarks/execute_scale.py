@@ -20,7 +20,7 @@ import time
 
 import yaml
 
-from failover.executor import Options, execute
+from failover.engine import Options, execute
 from failover.journal import Journal
 from failover.plan import Plan, PlannedStep
 from failover.planner import make_plan

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import structlog
 
-from failover.executor import Options, execute
-from failover.journal import Event
+from failover.engine import Options, execute
 from failover.plan import Plan
+from failover.state.events import Event
 
 
 def main() -> None:

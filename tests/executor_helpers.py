@@ -7,11 +7,12 @@ from pathlib import Path
 
 import yaml
 
-from failover.executor import Options, RunResult, execute
-from failover.journal import Event, Journal
+from failover.engine import Options, RunResult, execute
+from failover.journal import Journal
 from failover.plan import Plan
 from failover.planner import make_plan
 from failover.runbook import parse_runbook
+from failover.state.events import Event
 from tests.conftest import SITES
 
 

@@ -72,7 +72,7 @@ def state(fake: ComputeFake) -> dict[str, Any]:
 
 
 def context(
-    fake: ComputeFake,
+    fake: ComputeFake | None,
     site: str = "west",
     *,
     step: str = "svc.step",
@@ -82,8 +82,8 @@ def context(
     endpoint: str | None = None,
     clients: ClientCache | None = None,
 ) -> Context:
-    """A step's context at ``site``, pointed at the fake, whose waits return at once (recorded
-    in ``slept``) and move its clock on."""
+    """A step's context at ``site``, pointed at the fake (or ``endpoint``), whose waits return at
+    once (recorded in ``slept``) and move its clock on."""
     record = slept if slept is not None else []
     now = [0.0]
 
@@ -102,7 +102,7 @@ def context(
         settings={
             "project": project,
             "region": region,
-            "endpoint": endpoint or fake.endpoint,
+            "endpoint": endpoint or (fake.endpoint if fake else ""),
             "credentials": "anonymous",
         },
         clients=clients or ClientCache(),

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
+from failover.engine import Options, execute
 from failover.errors import ProviderError, TransientProviderError
-from failover.executor import Options, execute
 from failover.journal import Journal
 from failover.providers import default_registry
 from failover.providers.aws import autoscaling, cloudwatch, ecs, elbv2, rds, route53
@@ -104,7 +104,7 @@ def test_waits_end_at_the_steps_deadline() -> None:
     ctx = replace(context(slept=slept), deadline=30.0)  # the step times out 30 s from now
     with pytest.raises(TransientProviderError, match=r"stable at 3 tasks: not reached after 30s"):
         wait_until(ctx, "ECS service shop/catalog stable at 3 tasks", lambda: False, timeout=600)
-    assert slept == [1, 2, 4, 5, 5, 5, 5, 5]  # doubling to 5 s; gives up at the first poll past 30 s
+    assert slept == [1, 2, 4, 5, 5, 5, 5, 3]  # doubling to 5 s; the last wait ends at the deadline
 
 
 def test_set_weights_names_a_missing_set_identifier() -> None:

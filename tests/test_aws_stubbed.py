@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
+from failover.engine import Options, execute
 from failover.errors import ProviderError, TransientProviderError
-from failover.executor import Options, execute
 from failover.planner import make_plan
 from failover.providers.aws._client import client
 from failover.providers.aws.arc import SetRoutingControls
@@ -824,14 +824,16 @@ def test_a_denied_permission_preflight_refuses_the_run_before_any_change(
         services:
           app:
             preflight:
-              - {id: perms, check: aws.permissions, site: "${to}"}
+              - {id: perms, check: aws.permissions, site: "${to}", timeout: 10m}
             steps:
               - {id: move, action: sim.step, site: "${to}", with: {target: app}}
         """
     )
     plan = make_plan(parse_runbook(text, "x.yaml"), from_="east", to="west")
     cache = ClientCache()
-    ctx = make_ctx(tmp_path, site="west", clients=cache)  # the run's site and settings: same clients
+    # the run's site and settings: same clients (the check has time for every attempt of a call,
+    # so its clients are configured as those of a context without a deadline)
+    ctx = make_ctx(tmp_path, site="west", clients=cache)
     sts, iam = stub(ctx, "sts"), stub(ctx, "iam")
     expect_caller(sts)
     expect_role(iam)

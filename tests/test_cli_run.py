@@ -168,8 +168,18 @@ def test_drill_with_failback_writes_a_report(tmp_path: Path) -> None:
     assert SimWorld(state).value("edge-dns") == "east"
 
 
-def test_unknown_run_exits_2(tmp_path: Path) -> None:
-    result = cli("status", "nope", "--state", str(tmp_path))
+def test_unknown_run_or_state_exits_2_and_creates_nothing(runbook: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert (
+        cli("apply", str(plan_file(runbook, tmp_path)), "--auto-approve", "--state", str(state)).exit_code
+        == 0
+    )
+    result = cli("status", "nope", "--state", str(state))
     assert result.exit_code == 2
     assert "no run 'nope'" in result.output
-    assert cli("status", "--state", str(tmp_path / "empty")).exit_code == 2
+    typo = tmp_path / "typo"
+    for command in (("status",), ("report", "nope"), ("history", str(runbook))):
+        result = cli(*command, "--state", str(typo))
+        assert result.exit_code == 2, result.output
+        assert f"no journal in {typo}" in result.output
+    assert not typo.exists()

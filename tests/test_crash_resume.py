@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from failover.executor import Options, execute, resume
-from failover.journal import Journal, RunState
+from failover.engine import Options, execute, resume
+from failover.journal import Journal
 from failover.plan import Plan
 from failover.providers.sim import SimWorld
+from failover.state.events import RunState
 from tests.conftest import ROOT
 from tests.executor_helpers import plan_from
 

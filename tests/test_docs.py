@@ -25,10 +25,19 @@ Exit codes, for every command:
 
 | code | meaning |
 |---|---|
-| 0 | success |
-| 1 | a step failed (after rollback or halt) |
-| 2 | bad input: an invalid runbook or plan file, an unknown site or service, a usage error |
-| 3 | refused for safety: preflight failed, stale or tampered plan, lock held, approval denied |
+| 0 | success (a run with best-effort failures too, unless `--strict`; they are listed) |
+| 1 | a step failed (after rollback or halt); with `--strict`, a best-effort check or step failed |
+| 2 | bad input: an invalid runbook or plan file, an unknown site, service or run, a usage error |
+| 3 | refused for safety: preflight failed, stale or tampered plan, lock held (by a live run \
+too), approval denied, an unsafe rollback, a sandbox drill taken outside its sandbox; or the run \
+stopped because its lease was lost or the journal could not be written |
+| 130 | interrupted by SIGINT (Ctrl-C): journaled, with the command that takes the run up again |
+| 143 | interrupted by SIGTERM: the same |
+
+A first SIGINT or SIGTERM stops new steps from starting; steps in flight end or reach their
+timeouts. A second one stops waiting for them: each is journaled as failed, "in doubt" when its
+change was under way (resume verifies it before anything runs again). Ctrl-C at an approval
+prompt denies it and interrupts the run.
 
 Errors go to standard error as `error: ...`, naming the file, line and field, or the site,
 service, step or check, with what was expected and what was found.

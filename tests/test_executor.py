@@ -12,11 +12,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from failover.engine import Approval, Options, execute, resume
 from failover.errors import PlanError, RefusedError
-from failover.executor import Approval, Options, execute, resume
-from failover.journal import Event
 from failover.plan import Plan, PlannedStep
 from failover.providers.sim import SimWorld
+from failover.state.events import Event
 from tests.executor_helpers import chain, events, kinds, plan_from, quick, run
 
 
@@ -319,8 +319,9 @@ def test_per_provider_limits_hold_back_steps_of_a_busy_provider(tmp_path: Path) 
 def test_report_of_a_rolled_back_run_shows_the_failure_and_the_compensations(tmp_path: Path) -> None:
     from xml.etree import ElementTree as ET
 
-    from failover.journal import Journal, RunState
+    from failover.journal import Journal
     from failover.report import render_report, report_data
+    from failover.state.events import RunState
 
     plan = chain(3, fail_at=2)
     result = run(plan, tmp_path)
@@ -373,6 +374,7 @@ def test_a_compensation_done_just_before_a_crash_is_not_done_again(tmp_path: Pat
     journal = Journal(tmp_path)
     resources = tuple(sorted(f"{plan.runbook.name}/{s.name}" for s in plan.services))
     lease = journal.acquire(halted.run_id, resources, 30, take_over=True)
+    journal.append(lease, "run_resumed", None, {"rollback": True})
     journal.append(lease, "rollback_started", None, {"reason": "by hand"})
     journal.append(lease, "compensation_started", "s1.move")
     ctx = Context(halted.run_id, "s1.move", Placement("west"), tmp_path)

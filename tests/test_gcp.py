@@ -331,11 +331,15 @@ def test_operations_are_waited_on_within_the_steps_deadline() -> None:
             GcpSandbox.model_validate({"instance_groups": [{"site": "west", "name": "g"}]})
         )
         slow.operation_polls = 10**6  # from now on, operations never finish
-        ctx = dataclasses.replace(context(slow), deadline=0.0)
+        slow.requests.clear()
+        waits = lambda: 10.0 * len(calls(slow, "POST", "/wait"))  # noqa: E731  # each wait takes 10 s
+        ctx = dataclasses.replace(context(slow), clock=waits, deadline=25.0)
         with pytest.raises(
-            TransientProviderError, match=r"resize of .*: operation operation-\S+ still RUNNING"
+            TransientProviderError, match=r"resize of .*: operation operation-\S+ still RUNNING after 30s"
         ):
             RESIZE.apply(ctx, RESIZE.parse({"group": "g", "size": 2}))
+        assert len(calls(slow, "POST", "/resize")) == 1
+        assert len(calls(slow, "POST", "/wait")) == 3  # none once the deadline passed
 
 
 def test_region_up_reads_the_regions_status(fake: ComputeFake) -> None:

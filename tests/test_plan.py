@@ -110,7 +110,7 @@ def test_an_inconsistent_plan_is_refused_even_with_a_matching_fingerprint(plan: 
 
 
 def test_the_plan_describes_the_sites_it_acts_on(write_runbook) -> None:  # type: ignore[no-untyped-def]
-    from failover.executor import Options, execute
+    from failover.engine import Options, execute
     from failover.runbook import load_runbook
 
     path = write_runbook('services:\n  a: {steps: [{id: x, action: sim.step, site: "${to}"}]}\n')

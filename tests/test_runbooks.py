@@ -187,7 +187,7 @@ def test_a_succeeded_failover_past_a_pivot_cannot_be_undone(tmp_path: Path) -> N
     run_id = json.loads(result.stdout.splitlines()[-1])["run_id"]
     refused = CliRunner().invoke(main, ["rollback", run_id, "--state", str(tmp_path)])
     assert refused.exit_code == 3
-    assert f"run {run_id} went past pivot" in refused.stderr and "cannot be undone" in refused.stderr
+    assert f"run {run_id} began pivot" in refused.stderr and "cannot be rolled back" in refused.stderr
 
 
 def test_failback_rollback_is_refused_for_a_runbook_with_a_pivot(tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_a_run_is_not_undone_over_a_later_run_on_the_same_services(tmp_path: Pat
         ids.append(json.loads(result.stdout.splitlines()[-1])["run_id"])
     refused = CliRunner().invoke(main, ["rollback", ids[0], "--state", state])
     assert refused.exit_code == 3, refused.output
-    assert f"run {ids[0]} cannot be undone: run {ids[1]}, started after it, acted on" in refused.stderr
+    assert f"run {ids[0]} cannot be rolled back: run {ids[1]}, started after it, acted on" in refused.stderr
     undone = CliRunner().invoke(main, ["rollback", ids[1], "--state", state, "--format", "json"])
     assert undone.exit_code == 0, undone.output
     assert json.loads(undone.stdout.splitlines()[-1])["status"] == "rolled_back"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from failover.cli import main
-from failover.executor import Options, execute, resume
+from failover.engine import Options, execute, resume
 from failover.planner import make_plan
 from failover.policy import iam_policy
 from failover.runbook import Runbook, load_runbook
@@ -71,7 +71,7 @@ def test_a_failure_after_the_pivot_halts_and_resume_finishes_the_failover(
         options = Options(auto_approve=True, overrides=box.overrides(), clients=denied)
         halted = execute(make_plan(warm_standby, from_="east", to="west"), tmp_path, options)
         assert (halted.status, halted.exit_code) == ("halted", 1)
-        assert "after pivot orders-db.switchover succeeded: no rollback past a pivot" in halted.message
+        assert "after pivot orders-db.switchover began: no rollback past a pivot" in halted.message
         now = box.state()
         assert now["global orders writer"] == "orders-usw2"  # the pivot stands
         for untouched in ("ecs shop-usw2/catalog", "lb shop-usw2:80", "record api.shop.example.com. A west"):

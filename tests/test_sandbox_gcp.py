@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from failover.cli import main
-from failover.executor import Options, execute
+from failover.engine import Options, execute
 from failover.planner import make_plan
 from failover.policy import gcp_role
 from failover.runbook import Runbook, load_runbook

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from failover.errors import LeaseLostError
-from failover.journal import Event, Journal
+from failover.journal import Journal
 from failover.sqlstore import Store
+from failover.state.events import Event
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS rows (n INTEGER NOT NULL);"
 

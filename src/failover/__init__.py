@@ -12,6 +12,7 @@ Load a runbook, make a plan for a scenario, and render it for review::
     print(result.status, result.exit_code)
 """
 
+from failover.engine import Approval, Options, RunResult, execute, resume
 from failover.errors import (
     FailoverError,
     JournalError,
@@ -26,14 +27,13 @@ from failover.errors import (
     ScenarioError,
     TransientProviderError,
 )
-from failover.executor import Approval, Options, RunResult, execute, resume
 from failover.graph import closure, impact, service_graph
-from failover.journal import RunState
 from failover.plan import Plan, PlannedCheck, PlannedStep, Scenario
 from failover.planner import make_plan
 from failover.render import render_graph, render_plan
 from failover.report import render_report, report_data
 from failover.runbook import Runbook, load_runbook, parse_runbook, runbook_json_schema
+from failover.state.events import RunState
 
 __all__ = [
     "Approval",

@@ -11,7 +11,9 @@ catch one class. The tree::
     +-- RefusedError                 a run was refused for safety (stale or tampered plan, already applied)
     |   +-- LeaseHeldError           another run holds the lock on an overlapping scope
     +-- LeaseLostError               a run's lease expired or was taken over: it may not write any more
+    +-- DeadlineError                a step's or check's time ran out: no more cloud calls for it
     +-- JournalError            the journal cannot be opened or does not have the run asked for
+    |   +-- JournalWriteError        a journal write failed (disk full, read-only, I/O): nothing more starts
     +-- SandboxError            the embedded clouds could not start or build what the runbook declares
     +-- ProviderError           a provider call failed and retrying will not help
         +-- TransientProviderError   a provider call failed in a way worth retrying
@@ -84,8 +86,18 @@ class LeaseLostError(FailoverError):
     """A run's lease expired or was taken over, so its fencing token is stale and it must stop writing."""
 
 
+class DeadlineError(FailoverError):
+    """A step or check used up the time the runbook gave it: the engine stopped waiting for it, and
+    it may not start another cloud call. Not a provider error: retrying cannot help."""
+
+
 class JournalError(FailoverError):
     """The journal cannot be opened or read, or does not have the run asked for."""
+
+
+class JournalWriteError(JournalError):
+    """A journal write failed (disk full, read-only file system, I/O error). What it was to record
+    is not in the journal, so the run may not start another side effect."""
 
 
 class SandboxError(FailoverError):

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from failover.durations import format_duration
-from failover.journal import Event, Journal, RunState
+from failover.journal import JOURNAL_FILE, Journal
 from failover.report import report_data
+from failover.state.events import Event, RunState
 
 HISTORY_VERSION = 1
 
@@ -18,9 +19,12 @@ HISTORY_VERSION = 1
 def journals(state_dir: Path, sandbox: bool) -> list[Journal]:
     """The journal of ``state_dir``, or (``sandbox``) those of its sandbox drills, one per drill."""
     if not sandbox:
-        return [Journal(state_dir)] if state_dir.is_dir() else []
+        if state_dir.is_dir() and not (state_dir / JOURNAL_FILE).exists():
+            return []  # a state directory with no run in it yet
+        return [Journal(state_dir, read_only=True)]
     root = state_dir / "sandbox"
-    return [Journal(d) for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
+    drills = sorted(d for d in root.iterdir() if (d / JOURNAL_FILE).is_file()) if root.is_dir() else []
+    return [Journal(d, read_only=True) for d in drills]
 
 
 def history(runbook: str, sources: Iterable[Journal]) -> dict[str, Any]:

@@ -13,13 +13,15 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from failover.errors import JournalError, LeaseHeldError, LeaseLostError
+from failover.errors import JournalError, JournalWriteError, LeaseHeldError, LeaseLostError
 from failover.plan import Plan
 from failover.sqlstore import Store
+from failover.state.events import Event
 
 JOURNAL_FILE = "journal.sqlite"
 SCHEMA_VERSION = 1
@@ -56,19 +58,6 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    """One journal record. (``data`` is as written; read back from the journal it is the JSON
-    form of it.)"""
-
-    seq: int
-    run_id: str
-    at: float
-    kind: str
-    step: str | None
-    data: Mapping[str, object]
-
-
-@dataclass(frozen=True, slots=True)
 class Lease:
     """A held lease: which resources, by whom, with which fencing token, until when."""
 
@@ -99,24 +88,50 @@ def owner_is_dead_here(owner: str) -> bool:
 
 
 class Journal:
-    """The journal and leases in ``STATE_DIR/journal.sqlite``; usable from many threads and processes."""
+    """The journal and leases in ``STATE_DIR/journal.sqlite``; usable from many threads and processes.
 
-    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    A write that fails (disk full, read-only file system, I/O error) raises JournalWriteError and
+    leaves nothing behind. ``read_only`` opens an existing journal without writing, creating or
+    locking anything (``status``, ``report`` and ``history`` of an auditor's copy).
+    """
+
+    def __init__(
+        self, state_dir: Path, *, clock: Callable[[], float] = time.time, read_only: bool = False
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / JOURNAL_FILE
         self.clock = clock
-        self.store = Store(self.path, _SCHEMA, "FULL")
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise JournalError(f"no journal in {self.state_dir}: {self.path} does not exist")
+        self.store = Store(self.path, _SCHEMA, "FULL", read_only=read_only)
         try:
-            self.store.run(self._check_schema)
+            if read_only:
+                self._check_version(self.store.read("SELECT value FROM meta WHERE key = 'schema'"))
+            else:
+                self.store.run(self._check_schema)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
+        rows = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
+        if not rows:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise JournalError(f"{self.path}: journal schema {row[0]}, this failover reads {SCHEMA_VERSION}")
+        self._check_version(rows)
+
+    def _check_version(self, rows: list[tuple[object, ...]]) -> None:
+        if rows and rows[0][0] != str(SCHEMA_VERSION):
+            raise JournalError(
+                f"{self.path}: journal schema {rows[0][0]}, this failover reads {SCHEMA_VERSION}"
+            )
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn a failed write into a JournalWriteError that says what was not written, and where."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalWriteError(f"{self.path}: could not write {what}: {exc}") from exc
 
     # --- runs and events ---------------------------------------------------------------------
 
@@ -125,23 +140,25 @@ class Journal:
         ``plans/FINGERPRINT.json`` (readable by its owner only): a plan's parameters are not
         journal rows, so nothing secret that a plan may carry reaches the journal."""
         plans = self.state_dir / "plans"
-        plans.mkdir(mode=0o700, exist_ok=True)
         path = plans / f"{plan.fingerprint}.json"
-        if not path.exists():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(plan.to_json())
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
+        with self._writing(f"the plan {path}"):
+            plans.mkdir(mode=0o700, exist_ok=True)
+            if not path.exists():
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(plan.to_json())
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, path)
         now = self.clock()
-        self.store.run(
-            lambda db: db.execute(
-                "INSERT INTO runs (run_id, fingerprint, runbook, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, plan.fingerprint, plan.runbook.name, now),
+        with self._writing(f"the record of run {run_id}"):
+            self.store.run(
+                lambda db: db.execute(
+                    "INSERT INTO runs (run_id, fingerprint, runbook, created_at) VALUES (?, ?, ?, ?)",
+                    (run_id, plan.fingerprint, plan.runbook.name, now),
+                )
             )
-        )
 
     def fingerprint_of(self, run_id: str) -> str:
         """The fingerprint of the plan a run executes; JournalError for an unknown run."""
@@ -178,7 +195,8 @@ class Journal:
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
     ) -> Event:
         """Write one event, durably, if and only if ``lease`` is still held with its fencing token."""
-        return self.store.add(_insert_events, self._pending(lease, kind, step, data))
+        with self._writing(f"event {kind!r} of run {lease.run_id}"):
+            return self.store.add(_insert_events, self._pending(lease, kind, step, data))
 
     def post(
         self,
@@ -194,7 +212,15 @@ class Journal:
         self.store.post_item(_insert_events, self._pending(lease, kind, step, data), then)
 
     def flush(self) -> None:
-        self.store.flush()
+        """Commit whatever was posted (JournalWriteError if that fails)."""
+        with self._writing("the queued events"):
+            self.store.flush()
+
+    def write_error(self, error: BaseException) -> BaseException:
+        """What a posted write's failure means: a JournalWriteError, unless it is already ours."""
+        if isinstance(error, sqlite3.Error | OSError):
+            return JournalWriteError(f"{self.path}: could not write a queued event: {error}")
+        return error
 
     def _pending(
         self, lease: Lease, kind: str, step: str | None, data: Mapping[str, object] | None
@@ -251,7 +277,8 @@ class Journal:
             )
             return Lease(run_id, owner, token, resources, now + ttl)
 
-        return self.store.run(take)
+        with self._writing(f"the lease of run {run_id}"):
+            return self.store.run(take)
 
     def holder(self, resources: tuple[str, ...]) -> tuple[str, str, float] | None:
         """(run_id, owner, expires_at) of a live lease on any of ``resources``."""
@@ -280,14 +307,16 @@ class Journal:
             )
             return Lease(lease.run_id, lease.owner, lease.token, lease.resources, now + ttl)
 
-        return self.store.run(extend)
+        with self._writing(f"the renewal of run {lease.run_id}'s lease"):
+            return self.store.run(extend)
 
     def release(self, lease: Lease) -> None:
-        self.store.run(
-            lambda db: db.execute(
-                "DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token)
+        with self._writing(f"the release of run {lease.run_id}'s lease"):
+            self.store.run(
+                lambda db: db.execute(
+                    "DELETE FROM leases WHERE run_id = ? AND token = ?", (lease.run_id, lease.token)
+                )
             )
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,133 +374,3 @@ def _holds(db: sqlite3.Connection, lease: Lease, now: float) -> bool:
 
 def _stamp(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
-
-
-@dataclass
-class StepRecord:
-    """What the journal says of one step, replayed."""
-
-    state: str = "pending"  # pending, started, succeeded, failed, skipped, compensating, compensated
-    before: object = None
-    attempts: int = 0  # failed so far; once the step ends, every attempt it took
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    best_effort: bool = False
-    approved_by: str | None = None
-    compensated_at: float | None = None
-
-
-@dataclass
-class CheckRecord:
-    """A preflight check's outcome, replayed."""
-
-    ok: bool
-    observed: object = None
-    message: str = ""
-    skipped: bool = False
-    reason: str | None = None
-    at: float = 0.0
-
-
-def _count(value: object, default: int) -> int:
-    return value if isinstance(value, int) else default
-
-
-@dataclass
-class RunState:
-    """A run as its events tell it. Nothing else about a run is stored."""
-
-    run_id: str
-    status: str = "running"  # running, succeeded, failed, rolled_back, halted, refused
-    exit_code: int | None = None
-    message: str = ""
-    started_at: float | None = None
-    finished_at: float | None = None
-    options: dict[str, object] | None = None
-    preflight_done: bool = False
-    rollback_started: bool = False
-    undo: bool = False  # the rollback undoes a run that had succeeded
-    steps: dict[str, StepRecord] = field(default_factory=dict)
-    checks: dict[str, CheckRecord] = field(default_factory=dict)
-    approvals: list[dict[str, object]] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.exit_code is not None
-
-    def step(self, step_id: str) -> StepRecord:
-        return self.steps.setdefault(step_id, StepRecord())
-
-    @classmethod
-    def replay(cls, run_id: str, events: list[Event]) -> RunState:
-        state = cls(run_id=run_id)
-        for event in events:
-            state._apply(event)
-        return state
-
-    def _apply(self, e: Event) -> None:
-        d = e.data
-        kind = e.kind
-        if kind == "run_started":
-            self.started_at = e.at
-            self.options = dict(d)
-        elif kind in ("check_passed", "check_failed"):
-            self.checks[str(d["check"])] = CheckRecord(
-                ok=kind == "check_passed",
-                observed=d.get("observed"),
-                message=str(d.get("message", "")),
-                at=e.at,
-            )
-        elif kind == "check_skipped":
-            self.checks[str(d["check"])] = CheckRecord(
-                ok=True, skipped=True, reason=str(d.get("reason")), at=e.at
-            )
-        elif kind == "preflight_passed":
-            self.preflight_done = True
-        elif kind in ("approval_granted", "approval_denied"):
-            self.approvals.append({"step": e.step, "granted": kind == "approval_granted", "at": e.at, **d})
-            if kind == "approval_granted" and e.step:
-                self.step(e.step).approved_by = str(d.get("by"))
-        elif kind == "step_started" and e.step:
-            rec = self.step(e.step)
-            rec.state = "started"
-            rec.before = d.get("before")
-            rec.started_at = rec.started_at or e.at
-        elif kind == "attempt_failed" and e.step:
-            rec = self.step(e.step)
-            rec.attempts += 1
-            rec.error = str(d.get("error"))
-        elif kind == "step_succeeded" and e.step:
-            rec = self.step(e.step)
-            rec.attempts = _count(d.get("attempts"), rec.attempts + 1)
-            rec.state = "succeeded"
-            rec.finished_at = e.at
-            rec.started_at = rec.started_at or e.at
-        elif kind == "step_failed" and e.step:
-            rec = self.step(e.step)
-            rec.attempts = _count(d.get("attempts"), rec.attempts + 1)
-            rec.state = "failed"
-            rec.error = str(d.get("error"))
-            rec.best_effort = bool(d.get("best_effort"))
-            rec.finished_at = e.at
-        elif kind == "step_skipped" and e.step:
-            rec = self.step(e.step)
-            rec.state = "skipped"
-            rec.finished_at = e.at
-        elif kind == "run_resumed":  # running again, whatever it ended as before
-            self.status, self.exit_code, self.message = "running", None, ""
-        elif kind == "rollback_started":
-            self.rollback_started = True
-            self.undo = bool(d.get("undo"))
-        elif kind == "compensation_started" and e.step:
-            self.step(e.step).state = "compensating"
-        elif kind == "step_compensated" and e.step:
-            rec = self.step(e.step)
-            rec.state = "compensated"
-            rec.compensated_at = e.at
-        elif kind == "run_finished":
-            self.status = str(d.get("status"))
-            self.exit_code = int(d.get("exit_code", 1))  # type: ignore[call-overload]
-            self.message = str(d.get("message", ""))
-            self.finished_at = e.at

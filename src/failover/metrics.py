@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from failover.errors import FailoverError
 
 if TYPE_CHECKING:
-    from failover.executor import Readiness
+    from failover.engine import Readiness
 
 SCENARIO = ("runbook", "from_site", "to_site", "mode")
 

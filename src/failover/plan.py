@@ -60,6 +60,7 @@ class PlannedCheck(NamedTuple):
     skipped: bool = False
     best_effort: bool = False
     skip_reason: str | None = None
+    timeout_s: float = 30.0
 
 
 class PlannedStep(NamedTuple):
@@ -86,6 +87,7 @@ class PlannedStep(NamedTuple):
     skip_reason: str | None = None
     follows_pivot: str | None = None
     permissions: tuple[PermissionDoc, ...] = ()
+    interval_s: float | None = None  # verify checks: how often to ask again until timeout_s
 
 
 class ServiceSummary(NamedTuple):
@@ -106,6 +108,7 @@ class PlannedSite(NamedTuple):
     name: str
     aws: dict[str, JsonValue] | None = None
     gcp: dict[str, JsonValue] | None = None
+    concurrency: dict[str, int] | None = None  # most steps at once here, per provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ class _Planner:
                 name,
                 None if spec.aws is None else spec.aws.model_dump(mode="json"),
                 None if spec.gcp is None else spec.gcp.model_dump(mode="json"),
+                dict(spec.concurrency) or None,
             )
             for name, spec in runbook.sites.items()
             if name in used
@@ -172,6 +173,10 @@ class _Planner:
         where = self._where(spec.site, check.cloud)
         params, parsed = self._params(("services", service, *where_in), check, spec.with_)
         skipped, best_effort, reason = self._skip(where.site, spec.ungraceful)
+        if self.scenario.mode not in spec.modes:
+            skipped, best_effort = True, False
+            reason = f"runs only in {' and '.join(spec.modes)} mode"
+        default = self.defaults.check_timeout if where_in[0] == "preflight" else self.defaults.verify_timeout
         return PlannedCheck(
             id=cid,
             service=service,
@@ -184,6 +189,7 @@ class _Planner:
             skipped=skipped,
             best_effort=best_effort,
             skip_reason=reason,
+            timeout_s=spec.timeout if spec.timeout is not None else default,
         )
 
     def _service_steps(self, name: str, service: Service, entry: tuple[str, ...]) -> list[PlannedStep]:
@@ -199,7 +205,8 @@ class _Planner:
         last = _terminals(own) if own else entry
         for i, check in enumerate(service.verify):
             cid = check_id(name, check, service.verify[:i])
-            own.append(self._verify(self._check(name, check, cid, ("verify", i)), last))
+            interval = check.interval if check.interval is not None else self.defaults.verify_interval
+            own.append(self._verify(self._check(name, check, cid, ("verify", i)), last, interval))
         return own
 
     def _reordered_steps(
@@ -265,8 +272,9 @@ class _Planner:
             permissions=_permissions(action.permissions(parsed, where)),
         )
 
-    def _verify(self, planned: PlannedCheck, after: tuple[str, ...]) -> PlannedStep:
-        """A verify check as a node of the plan DAG, after its service's last steps."""
+    def _verify(self, planned: PlannedCheck, after: tuple[str, ...], interval: float) -> PlannedStep:
+        """A verify check as a node of the plan DAG, after its service's last steps: it asks
+        every ``interval`` until it passes or its timeout runs out."""
         return PlannedStep(
             id=planned.id,
             service=planned.service,
@@ -280,8 +288,8 @@ class _Planner:
             reversible=False,
             pivot=False,
             approval=False,
-            timeout_s=self.defaults.timeout,
-            retries=self.defaults.retries,
+            timeout_s=planned.timeout_s,
+            retries=0,
             approval_timeout_s=self.defaults.approval_timeout,
             estimate_s=planned.estimate_s,
             skipped=planned.skipped,
@@ -289,6 +297,7 @@ class _Planner:
             skip_reason=planned.skip_reason,
             follows_pivot=self._after_pivot(planned.id, False, after),
             permissions=planned.permissions,
+            interval_s=interval,
         )
 
     def _summaries(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from types import TracebackType
-from typing import TypeVar
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -14,10 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from failover.durations import format_duration
-from failover.journal import Event
 from failover.plan import Plan
-
-T = TypeVar("T")
+from failover.state.events import Event
 
 STYLES = {
     "pending": "dim",
@@ -32,6 +30,9 @@ STYLES = {
 _STATE_OF = {
     "approval_requested": "waiting approval",
     "step_started": "running",
+    "apply_started": "running",
+    "approval_granted": "pending",
+    "approval_denied": "pending",
     "step_succeeded": "succeeded",
     "step_skipped": "skipped",
     "step_failed": "failed",
@@ -64,12 +65,13 @@ class LiveProgress:
         self.live.update(self.render())
         self.live.__exit__(kind, exc, tb)
 
-    def paused(self, ask: Callable[[], T]) -> T:
-        """Run ``ask`` (a prompt) with the live view stopped, so the two do not fight."""
+    @contextlib.contextmanager
+    def pause(self) -> Iterator[None]:
+        """Stop redrawing while a prompt is on screen, so the two do not fight."""
         with self.lock:
             self.live.stop()
         try:
-            return ask()
+            yield
         finally:
             with self.lock:
                 self.live.start()

@@ -12,9 +12,9 @@ from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
 from failover.durations import format_duration
-from failover.journal import Event, RunState
 from failover.plan import Plan
 from failover.redact import redact
+from failover.state.events import Event, RunState
 
 ReportFormat = Literal["markdown", "json", "junit"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
@@ -45,6 +45,8 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
                 ),
                 "estimate_s": step.estimate_s,
                 "error": rec.error if rec.state == "failed" else None,
+                "best_effort": rec.best_effort,
+                "in_doubt": rec.in_doubt,
                 "approved_by": rec.approved_by,
                 "compensated": rec.compensated_at is not None,
                 "pivot": step.pivot,
@@ -57,7 +59,7 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
     for svc in plan.services:
         own = by_service.get(svc.name, [])
         finished = [s["finished_s"] for s in own if s["finished_s"] is not None]
-        complete = all(s["state"] in ("succeeded", "skipped") for s in own)
+        complete = all(s["state"] in ("succeeded", "skipped") or _tolerated(s) for s in own)
         measured = (
             max(finished)
             if finished and complete
@@ -85,6 +87,7 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
             "reason": state.checks[c.id].reason if c.id in state.checks else None,
             "observed": state.checks[c.id].observed if c.id in state.checks else None,
             "message": state.checks[c.id].message if c.id in state.checks else "",
+            "best_effort": c.best_effort,
         }
         for c in plan.preflight
     ]
@@ -105,7 +108,14 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
         "steps": steps,
         "approvals": state.approvals,
         "rollback": [s["id"] for s in steps if s["compensated"]],
+        "best_effort_failures": list(state.best_effort_failures),
+        "sandbox": state.sandbox,
     }
+
+
+def _tolerated(step: dict[str, Any]) -> bool:
+    """A best-effort step that failed: the service moved without it."""
+    return bool(step["state"] == "failed" and step["best_effort"])
 
 
 def _iso(at: float | None) -> str | None:
@@ -135,6 +145,15 @@ def _markdown(d: dict[str, Any]) -> str:
         f"- RTO measured {_dur(d['rto']['measured_s'])}, predicted {_dur(d['rto']['predicted_s'])}, "
         f"target {_dur(d['rto']['target_s'])}",
         f"- plan fingerprint `{d['fingerprint']}`",
+        *(
+            [
+                f"- **{len(d['best_effort_failures'])} best-effort failures** (the run went on past them): "
+                + ", ".join(f"`{f}`" for f in d["best_effort_failures"])
+            ]
+            if d["best_effort_failures"]
+            else []
+        ),
+        *([f"- sandbox drill: {d['sandbox']}"] if d["sandbox"] else []),
         "",
         "## Services",
         "",
@@ -212,7 +231,8 @@ def _junit(d: dict[str, Any]) -> str:
         if c["skipped"] or c["ok"] is None:
             ET.SubElement(case, "skipped", message=c["reason"] or "not run")
         elif not c["ok"]:
-            ET.SubElement(case, "failure", message=f"{c['message']} (observed {c['observed']!r})")
+            what = f"{c['message']} (observed {c['observed']!r})"
+            ET.SubElement(case, "failure", message=("best-effort: " if c["best_effort"] else "") + what)
         cases.append(case)
     for s in d["steps"]:
         case = ET.Element(
@@ -222,7 +242,8 @@ def _junit(d: dict[str, Any]) -> str:
             time=str(s["duration_s"] or 0),
         )
         if s["state"] == "failed":
-            ET.SubElement(case, "failure", message=s["error"] or "failed")
+            what = s["error"] or "failed"
+            ET.SubElement(case, "failure", message=("best-effort: " if s["best_effort"] else "") + what)
         elif s["state"] in ("pending", "skipped"):
             ET.SubElement(case, "skipped", message="skipped" if s["state"] == "skipped" else "not run")
         cases.append(case)

@@ -79,6 +79,10 @@ class Site(_Model):
     aws: AwsPlacement | None = None
     gcp: GcpPlacement | None = None
     vars: dict[str, Scalar] = Field(default_factory=dict, description="Values for ${to.vars.X}.")
+    concurrency: dict[Name, Annotated[int, Field(ge=1, le=512)]] = Field(
+        default_factory=dict,
+        description="Most steps at once at this site, per provider (aws, gcp, ...); default aws 10, gcp 10.",
+    )
 
 
 class Defaults(_Model):
@@ -87,6 +91,9 @@ class Defaults(_Model):
     timeout: Duration = Field(300.0, description="How long one step may take.")
     retries: int = Field(3, ge=0, le=100, description="Retries after a transient failure.")
     approval_timeout: Duration = Field(900.0, description="How long to wait for an approval.")
+    check_timeout: Duration = Field(30.0, description="How long one preflight check may take.")
+    verify_timeout: Duration = Field(300.0, description="How long a verify check may poll before it fails.")
+    verify_interval: Duration = Field(2.0, description="How often a verify check asks again.")
 
 
 OnSourceDown = Literal["skip", "best_effort"]
@@ -103,6 +110,11 @@ class CheckSpec(_Model):
     ungraceful: OnSourceDown = Field(
         "skip", description="On the source site in ungraceful mode: skip or best_effort."
     )
+    timeout: Duration | None = Field(
+        None, description="How long it may take (preflight) or poll (verify); default from defaults."
+    )
+    interval: Duration | None = Field(None, description="Verify checks: how often to ask again.")
+    modes: list[Mode] = Field(default_factory=lambda: list(MODES), description="Modes this check runs in.")
 
 
 class StepSpec(_Model):

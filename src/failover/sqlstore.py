@@ -72,12 +72,25 @@ def _evict_idle() -> None:
 
 
 class Store:
-    """Reads and group-committed writes on one SQLite file; the schema is created on first use."""
+    """Reads and group-committed writes on one SQLite file; the schema is created on first use.
 
-    def __init__(self, path: Path | str, schema: str, synchronous: Literal["FULL", "NORMAL"]) -> None:
+    A read-only store (``read_only=True``) never writes, creates or migrates anything: it reads a
+    file that must exist, on a read-only file system too (an auditor's copy).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        schema: str,
+        synchronous: Literal["FULL", "NORMAL"],
+        *,
+        read_only: bool = False,
+    ) -> None:
         self.path = os.path.abspath(path)
         self.schema = schema
         self.synchronous = synchronous
+        self.read_only = read_only
+        self._readers: list[sqlite3.Connection] = []
 
     def _writer(self) -> _Writer:
         key = (self.path, os.getpid(), self.synchronous)  # a forked child gets its own
@@ -99,6 +112,12 @@ class Store:
     def read(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only query on a pooled reader connection: WAL readers never wait for
         writers, so reads do not queue behind the writing connection."""
+        if self.read_only:
+            conn = self._readers.pop() if self._readers else _open_read_only(self.path)
+            try:
+                return conn.execute(query, args).fetchall()
+            finally:
+                self._readers.append(conn)
         writer = self._writer()
         readers = writer.readers
         try:
@@ -180,6 +199,21 @@ class Store:
         if write.error is not None:
             raise write.error
         return write.result  # type: ignore[return-value]
+
+
+def _open_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write. A WAL file with no shared-memory file beside it cannot be
+    read where nothing may be created; a file with no WAL at all is read as immutable."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return conn
+    except sqlite3.OperationalError:
+        if os.path.exists(path + "-wal"):
+            raise
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
+    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    return conn
 
 
 def _commit(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:

@@ -11,14 +11,16 @@ import difflib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from failover.errors import ProviderError, RegistryError, TransientProviderError
+from failover.errors import DeadlineError, ProviderError, RegistryError, TransientProviderError
 
 
 class Params(BaseModel):
@@ -115,12 +117,57 @@ class Context:
     clients: ClientCache = field(default_factory=ClientCache)
     permissions: tuple[Permission, ...] = ()
     deadline: float | None = None
-    """When the step times out (on ``clock``): waits inside an action end by then."""
+    """When the step or check times out (on ``clock``): waits end by then, and every cloud call
+    is configured to give up by then (see :meth:`budget`)."""
+    guard: Callable[[], None] = field(default=lambda: None, repr=False)
+    """Raises when the run may not make another cloud call for this step: its lease is no longer
+    held (LeaseLostError), or the step was given up on. Called by :meth:`check_call`."""
 
     @property
     def idempotency_token(self) -> str:
         """Stable across retries and resumes of the same step of the same run."""
         return f"{self.run_id}:{self.step_id}"
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (0 once it passed), or None when there is none."""
+        return None if self.deadline is None else max(0.0, self.deadline - self.clock())
+
+    def budget(self, cap: float) -> float:
+        """How long one cloud call may wait: ``cap``, or less when the deadline is nearer, rounded
+        down to one of a few values (so that clients configured from it can be shared)."""
+        left = self.remaining()
+        if left is None or left >= cap:
+            return cap
+        return max((b for b in BUDGETS if b <= left), default=BUDGETS[0])
+
+    def check_call(self) -> None:
+        """Call before every cloud request: raise DeadlineError once the deadline passed, or what
+        the guard raises (the lease was lost, the step was given up on)."""
+        if self.deadline is not None and self.clock() >= self.deadline:
+            raise DeadlineError(f"{self.step_id}: out of time; no further cloud call is made")
+        self.guard()
+
+
+BUDGETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+"""Seconds a single cloud call may be given when a deadline is near (see Context.budget)."""
+
+_ACTIVE: ContextVar[Context | None] = ContextVar("failover_active_context", default=None)
+
+
+@contextmanager
+def active(ctx: Context) -> Iterator[Context]:
+    """Make ``ctx`` the context of the provider calls made inside (in this thread), for code that
+    is not handed it: SDK hooks, credential refreshes."""
+    token = _ACTIVE.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_context() -> Context | None:
+    """The context of the provider call running in this thread, if any (see :func:`active`)."""
+    return _ACTIVE.get()
 
 
 class _Described(ABC, Generic[P]):
@@ -161,6 +208,9 @@ class Action(_Described[P]):
     """A named operation that changes the world, idempotently, and can put it back if reversible."""
 
     reversible: ClassVar[bool] = True
+    apply_verifies: ClassVar[bool] = False
+    """True when ``apply`` returns only once the condition ``verify`` checks holds (it waits for
+    it): the engine then does not call ``verify`` again after a successful ``apply``."""
     verifiable: ClassVar[bool] = True
     """False for actions (hooks) whose effect cannot be read back: their successful ``apply`` is
     the proof, and one in flight when a run died is applied again (with the same idempotency token)."""
@@ -282,7 +332,8 @@ def wait_until(
         deadline, timeout = ctx.deadline, max(0.0, ctx.deadline - ctx.clock())
     wait = min(every, 1.0)
     while not reached():
-        if ctx.clock() >= deadline:
+        now = ctx.clock()
+        if now >= deadline:
             raise TransientProviderError(f"{what}: not reached after {timeout:g}s")
-        ctx.sleep(wait)
+        ctx.sleep(min(wait, deadline - now))
         wait = min(every, wait * 2)

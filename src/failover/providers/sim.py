@@ -180,9 +180,12 @@ class SimStep(Action[StepParams]):
     def read(self, ctx: Context, params: StepParams) -> JsonValue:
         return {"value": _world(ctx).value(self._target(ctx, params))}
 
+    apply_verifies = True  # apply sets the value that verify reads
+
     def apply(self, ctx: Context, params: StepParams) -> JsonValue:
         if params.duration:
             ctx.sleep(params.duration / _speed(ctx))
+        ctx.check_call()  # the simulated request goes out after its latency
         target = self._target(ctx, params)
         fails = params.fail or params.fail_attempts > 0
         attempt, changed = _world(ctx).attempt(
@@ -204,6 +207,7 @@ class SimStep(Action[StepParams]):
         if not params.reversible:
             super().compensate(ctx, params, before)
         value = before.get("value") if isinstance(before, dict) else None
+        ctx.check_call()
         _world(ctx).set("compensate", self._target(ctx, params), value, ctx)
 
 
@@ -235,6 +239,7 @@ class SimCheck(Check[CheckParams]):
     def run(self, ctx: Context, params: CheckParams) -> CheckResult:
         if params.duration:
             ctx.sleep(params.duration / _speed(ctx))
+        ctx.check_call()
         world = _world(ctx)
         if params.target is not None:
             value = world.value(params.target)

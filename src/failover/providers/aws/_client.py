@@ -1,14 +1,23 @@
-"""boto3 sessions and clients per site, the mapping of botocore errors, and bounded waiting.
+"""boto3 sessions and clients per site, bounded by the deadline of the step or check that calls,
+the mapping of botocore errors, and bounded waiting.
 
 Everything that touches botocore types lives in ``providers/aws``: errors leave it as
 :class:`TransientProviderError` (worth retrying) or :class:`ProviderError` (fatal), naming the
-AWS error code, the resource and the site.
+AWS error code, the resource and the site. Failover's own errors (:class:`DeadlineError`,
+:class:`LeaseLostError`) pass through unchanged.
+
+Every call is bounded by the deadline of its step or check (``Context.deadline``): its client is
+configured from the time left (:func:`limits`), and a botocore ``before-send`` hook asks the
+active context (:func:`failover.providers.base.active_context`) before every request, retries
+and paginator pages included, so that none leaves once the deadline passed or the run lost its
+lease.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -25,19 +34,86 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from botocore.session import get_session
 
-from failover.errors import ProviderError, TransientProviderError
-from failover.providers.base import Context
+from failover.errors import FailoverError, ProviderError, TransientProviderError
+from failover.providers.base import BUDGETS, Context, active_context
 
 READ_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+ATTEMPTS = 3  # per call, unless AWS_MAX_ATTEMPTS or the profile's max_attempts says otherwise
+_HOOK_ID = "failover-check-call"
 
 
-def _config(read_timeout: float, attempts: int | None, connect_timeout: float = 10.0) -> Config:
-    """botocore's standard retry mode (its attempts: AWS_MAX_ATTEMPTS, else 3; ``attempts`` for
-    calls that must not be repeated by botocore) and bounded connect and read timeouts."""
-    retries: dict[str, object] = {"mode": "standard"}
-    if attempts is not None:
-        retries["max_attempts"] = attempts
-    return Config(retries=retries, connect_timeout=connect_timeout, read_timeout=read_timeout)
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one botocore call may take: the connect and read timeouts of each attempt, and how
+    many attempts botocore makes (the first request and its retries)."""
+
+    read: float
+    connect: float
+    attempts: int
+
+    def config(self) -> Config:
+        """botocore's standard retry mode with these timeouts and attempts."""
+        # ``total_max_attempts`` counts the first request; ``max_attempts`` would count retries only
+        retries = {"mode": "standard", "total_max_attempts": self.attempts}
+        return Config(retries=retries, connect_timeout=self.connect, read_timeout=self.read)
+
+
+def floor_budget(seconds: float) -> float:
+    """The largest of BUDGETS not above ``seconds`` (the smallest when none is)."""
+    return max((b for b in BUDGETS if b <= seconds), default=BUDGETS[0])
+
+
+def limits(
+    ctx: Context | None,
+    *,
+    read: float = READ_TIMEOUT_S,
+    connect: float = CONNECT_TIMEOUT_S,
+    attempts: int | None = None,
+    configured: int | None = None,
+) -> Limits:
+    """The limits of a call made now for ``ctx``, from caps: ``read``, ``connect``, and
+    ``attempts``, else the ``configured`` count (AWS_MAX_ATTEMPTS, the profile), else 3.
+
+    Without a deadline, the caps. With one: a read timeout of ``ctx.budget(read)``; a connect
+    timeout no longer than that, and shorter when both would not fit in the time left; and as
+    many attempts as fit in the time left, at least one and at most the cap. The values come
+    from a few (BUDGETS), so clients configured from them are shared by the calls of a step, and
+    a call with time enough for all its attempts gets the client of a call without a deadline.
+    """
+    cap = attempts or configured or ATTEMPTS
+    left = None if ctx is None else ctx.remaining()
+    if ctx is None or left is None:
+        return Limits(read, min(connect, read), cap)
+    read_s = min(read, ctx.budget(read))
+    connect_s = min(connect, read_s)
+    if connect_s + read_s > left:  # both in full would overrun the deadline: connect for less
+        connect_s = min(connect_s, floor_budget(left - read_s))
+    return Limits(read_s, connect_s, max(1, min(cap, int(left // (connect_s + read_s)))))
+
+
+def _check_active(**_: Any) -> None:
+    """botocore ``before-send`` hook, called before every attempt of every call (botocore's
+    retries and paginator pages included): no request leaves once the deadline of the step or
+    check running in this thread passed, or its run lost the lease. botocore takes what this
+    raises as the attempt's outcome, does not retry it (it is no connection error) and raises
+    it to the caller as it is."""
+    ctx = active_context()
+    if ctx is not None:
+        ctx.check_call()
+
+
+def _guarded(made: Any) -> Any:
+    """A client, or a session (whose clients inherit its hooks), with the ``before-send`` check."""
+    events = made.meta.events if hasattr(made, "meta") else made.events
+    events.register_first("before-send", _check_active, unique_id=_HOOK_ID)
+    return made
+
+
+def _configured_attempts(session: boto3.Session) -> int | None:
+    """AWS_MAX_ATTEMPTS or the profile's ``max_attempts``, if set."""
+    found = session._session.get_config_variable("max_attempts")
+    return int(found) if found else None
 
 
 TRANSIENT_CODES = frozenset(
@@ -80,20 +156,29 @@ def client(
     region: str | None = None,
     read_timeout: float = READ_TIMEOUT_S,
     attempts: int | None = None,
-    connect_timeout: float = 10.0,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> Any:
     """A client for ``service`` in the step's site and region (one session per site and run);
-    ``endpoint_url`` and ``region`` for APIs with their own endpoints (ARC's cluster)."""
+    ``endpoint_url`` and ``region`` for APIs with their own endpoints (ARC's cluster).
+
+    ``read_timeout``, ``connect_timeout`` and ``attempts`` are caps: the client is configured
+    from the time the step or check has left (see :func:`limits`). Clients are shared per site,
+    service, region, endpoint and limits, so a long step keeps reusing one."""
     region = region or _region(ctx)
     endpoint = _text(ctx, "endpoint_url") or endpoint_url  # the sandbox's endpoint wins
     with aws_errors(ctx, f"the {service} client"):
+        session = _session(ctx)
+        bound = limits(
+            ctx,
+            read=read_timeout,
+            connect=connect_timeout,
+            attempts=attempts,
+            configured=_configured_attempts(session),
+        )
         return ctx.clients.get(
-            ("aws", ctx.placement.site, service, region, endpoint, read_timeout, attempts, connect_timeout),
-            lambda: _session(ctx).client(
-                service,
-                region_name=region,
-                endpoint_url=endpoint,
-                config=_config(read_timeout, attempts, connect_timeout),
+            ("aws", ctx.placement.site, service, region, endpoint, bound),
+            lambda: _guarded(
+                session.client(service, region_name=region, endpoint_url=endpoint, config=bound.config())
             ),
         )
 
@@ -111,7 +196,7 @@ def _text(ctx: Context, key: str) -> str | None:
 
 
 def _session(ctx: Context) -> boto3.Session:
-    return ctx.clients.get(("aws-session", ctx.placement.site), lambda: _new_session(ctx))
+    return ctx.clients.get(("aws-session", ctx.placement.site), lambda: _guarded(_new_session(ctx)))
 
 
 def _new_session(ctx: Context) -> boto3.Session:
@@ -122,19 +207,36 @@ def _new_session(ctx: Context) -> boto3.Session:
         base = boto3.Session(profile_name=_text(ctx, "profile"))
     except BotoCoreError as exc:
         raise ProviderError(f"site {site}: cannot open AWS profile {_text(ctx, 'profile')!r}: {exc}") from exc
+    _guarded(base)  # clients botocore makes itself (a profile's role, SSO) ask before sending too
     role_arn = _text(ctx, "role_arn")
     if role_arn is None:
         return base
-    sts = base.client(
-        "sts",
-        region_name=_region(ctx),
-        endpoint_url=_text(ctx, "endpoint_url"),
-        config=_config(READ_TIMEOUT_S, None),
+    return _assuming(ctx, base, role_arn)
+
+
+def _assuming(ctx: Context, base: boto3.Session, role_arn: str) -> boto3.Session:
+    """A session with the credentials of ``role_arn``, assumed with ``base``'s, now (for ``ctx``)
+    and again before they expire (for the step or check whose call needs them then)."""
+    site, region, endpoint, clients = (
+        ctx.placement.site,
+        _region(ctx),
+        _text(ctx, "endpoint_url"),
+        ctx.clients,
     )
     session_name = f"failover-{ctx.run_id}"[:64]
+    configured = _configured_attempts(base)
 
-    def refresh() -> dict[str, str]:
-        with aws_errors(ctx, f"role {role_arn}"):
+    def assume(at: Context | None) -> dict[str, str]:
+        """Assume the role with an STS client bounded by ``at``'s time left (botocore's usual
+        limits when no step or check is running: a refresh outside the engine)."""
+        bound = limits(at, configured=configured)
+        sts = clients.get(
+            ("aws-sts", site, region, endpoint, bound),
+            lambda: _guarded(
+                base.client("sts", region_name=region, endpoint_url=endpoint, config=bound.config())
+            ),
+        )
+        with aws_errors(at or ctx, f"role {role_arn}", check=at is not None):
             creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
         return {
             "access_key": creds["AccessKeyId"],
@@ -143,9 +245,12 @@ def _new_session(ctx: Context) -> boto3.Session:
             "expiry_time": creds["Expiration"].isoformat(),
         }
 
+    def refresh() -> dict[str, str]:  # botocore calls it from the call that needs new credentials
+        return assume(active_context())
+
     botocore_session = get_session()
     botocore_session._credentials = RefreshableCredentials.create_from_metadata(
-        metadata=refresh(), refresh_using=refresh, method="assume-role"
+        metadata=assume(ctx), refresh_using=refresh, method="assume-role"
     )
     return boto3.Session(botocore_session=botocore_session)
 
@@ -155,13 +260,23 @@ def error_code(exc: ClientError) -> str:
 
 
 @contextmanager
-def aws_errors(ctx: Context, resource: str, meaning: Mapping[str, str] | None = None) -> Iterator[None]:
+def aws_errors(
+    ctx: Context, resource: str, meaning: Mapping[str, str] | None = None, *, check: bool = True
+) -> Iterator[None]:
     """Map botocore errors raised inside to failover's: throttling, 5xx and connection errors are
     transient; anything else (AccessDenied, validation, not found) is fatal. ``meaning`` says
-    what an error code means here, for the message."""
+    what an error code means here, for the message.
+
+    First (unless ``check`` is false) ``ctx.check_call()``: no call once the step's or check's
+    deadline passed or the run lost its lease. Failover's own errors raised inside (DeadlineError,
+    LeaseLostError, or one mapped already) pass through unchanged."""
+    if check:
+        ctx.check_call()
     where = f"{resource} at {ctx.placement.site} ({ctx.settings.get('region') or ctx.placement.region})"
     try:
         yield
+    except FailoverError:
+        raise
     except ClientError as exc:
         code = error_code(exc)
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)

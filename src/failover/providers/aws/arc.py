@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, JsonValue, model_validator
 
 from failover.errors import ProviderError, TransientProviderError
-from failover.providers.aws._client import aws_errors, client
+from failover.providers.aws._client import READ_TIMEOUT_S, aws_errors, client, floor_budget
 from failover.providers.base import Action, Context, Params, Permission, Placement
 
 State = Literal["On", "Off"]
@@ -24,17 +24,31 @@ class ClusterEndpoint(Params):
     region: str = Field(description="The endpoint's region, e.g. us-west-2.")
 
 
-def arc_client(ctx: Context, endpoint: ClusterEndpoint) -> Any:
+CONNECT_TIMEOUT_S = 3.0
+
+
+def arc_client(ctx: Context, endpoint: ClusterEndpoint, read_timeout: float = READ_TIMEOUT_S) -> Any:
     """A client of one ARC cluster endpoint: one attempt and a short connect timeout, so a dead
-    endpoint is passed over quickly for the next one."""
+    endpoint is passed over quickly for the next one (both within the step's time left)."""
     return client(
         ctx,
         "route53-recovery-cluster",
         endpoint_url=endpoint.endpoint,
         region=endpoint.region,
+        read_timeout=read_timeout,
         attempts=1,
-        connect_timeout=3.0,
+        connect_timeout=CONNECT_TIMEOUT_S,
     )
+
+
+def share(ctx: Context, endpoints: int) -> float:
+    """How long one of the ``endpoints`` still to try may wait for its answer: an equal share of
+    the step's time left (one of BUDGETS), so that an endpoint that accepts connections and never
+    answers does not use up the time of the ones after it; READ_TIMEOUT_S at most."""
+    left = ctx.remaining()
+    if left is None:
+        return READ_TIMEOUT_S
+    return min(READ_TIMEOUT_S, floor_budget(left / max(1, endpoints)))
 
 
 class RoutingControlsParams(Params):
@@ -77,10 +91,12 @@ class SetRoutingControls(Action[RoutingControlsParams]):
         self, ctx: Context, params: RoutingControlsParams, method: str, **kwargs: object
     ) -> dict[str, Any]:
         """Call each cluster endpoint in turn until one answers (ARC's data plane is regional); a
-        safety-rule refusal is final."""
+        safety-rule refusal is final. Each waits for a share of the time left, and none is called
+        once the step's deadline passed (DeadlineError)."""
         last: TransientProviderError | None = None
-        for endpoint in params.cluster_endpoints:
-            arc = arc_client(ctx, endpoint)
+        endpoints = params.cluster_endpoints
+        for i, endpoint in enumerate(endpoints):
+            arc = arc_client(ctx, endpoint, share(ctx, len(endpoints) - i))
             try:
                 with aws_errors(ctx, f"ARC cluster endpoint {endpoint.endpoint}", _MEANING):
                     return dict(getattr(arc, method)(**kwargs))

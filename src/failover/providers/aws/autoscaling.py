@@ -75,6 +75,7 @@ class SetCapacity(Action[CapacityParams]):
     params_model = CapacityParams
     default_estimate_s = 300.0
     permission_names = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup")
+    apply_verifies = True  # apply waits until verify's condition holds
 
     def describe(self, params: CapacityParams, where: Placement) -> str:
         sizes = ", ".join(f"{k} {getattr(params, k)}" for k, _ in _SIZES if getattr(params, k) is not None)

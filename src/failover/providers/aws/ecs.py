@@ -42,6 +42,7 @@ class SetDesiredCount(Action[DesiredCountParams]):
     params_model = DesiredCountParams
     default_estimate_s = 180.0
     permission_names = ("ecs:DescribeServices", "ecs:UpdateService")
+    apply_verifies = True  # apply waits until verify's condition holds
 
     def describe(self, params: DesiredCountParams, where: Placement) -> str:
         return f"Run {params.count} tasks of ECS service {params.cluster}/{params.service} {where.phrase()}"

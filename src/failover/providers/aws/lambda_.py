@@ -14,8 +14,9 @@ from failover.providers.base import Action, Context, Params, Permission, Placeme
 
 
 def invoker(ctx: Context, params: InvokeParams) -> Any:
-    """The Lambda client for a hook: it waits as long as the function may run, and botocore never
-    repeats an invocation (the executor retries, with the same token)."""
+    """The Lambda client for a hook: it waits as long as the function may run (never past the
+    step's deadline), and botocore never repeats an invocation (the executor retries, with the
+    same token)."""
     return client(ctx, "lambda", read_timeout=params.timeout + 10, attempts=1)
 
 

@@ -55,6 +55,7 @@ class GlobalWriterParams(Params):
 
 class _MoveGlobalWriter(Action[GlobalWriterParams]):
     reversible = False
+    apply_verifies = True  # apply waits until verify's condition holds
     cloud = "aws"
     params_model = GlobalWriterParams
     default_estimate_s = 300.0
@@ -161,6 +162,7 @@ class _Promote(Action[PromoteParams]):
     cloud = "aws"
     reversible = False
     default_estimate_s = 600.0
+    apply_verifies = True  # apply waits until verify's condition holds
     noun = ""  # "read replica cluster" | "read replica"
     arn_kind = ""  # "cluster" | "db"
 

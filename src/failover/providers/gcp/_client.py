@@ -3,8 +3,14 @@ waiting on Compute Engine operations.
 
 Everything that touches google types lives in ``providers/gcp``: errors leave it as
 :class:`TransientProviderError` (worth retrying) or :class:`ProviderError` (fatal), naming the
-resource, the project and the region. ``google.cloud.compute_v1`` takes a second to import, so
-it is imported when a GCP step first runs, not when the provider is registered.
+resource, the project and the region; failover's own (DeadlineError, LeaseLostError) pass
+through unchanged. ``google.cloud.compute_v1`` takes a second to import, so it is imported when
+a GCP step first runs, not when the provider is registered.
+
+Every call is bounded by the deadline of its step or check (``Context.deadline``): its timeout is
+the context's budget (:func:`call_options`), :func:`gcp_errors` asks the context before it
+(``check_call``), and every HTTP request of the clients made here, credential refreshes, further
+pages and operation waits included, asks the active context too (see ``_guard``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from failover.errors import ProviderError, TransientProviderError
+from failover.errors import FailoverError, ProviderError, TransientProviderError
 from failover.providers.base import Context, Placement
 
 READ_TIMEOUT_S = 60.0
@@ -93,12 +99,15 @@ def _make(ctx: Context, kind: str, endpoint: str | None) -> Any:
 
 
 def new_client(kind: str, credentials: Any, endpoint: str | None) -> Any:
-    """A ``compute_v1.<kind>`` client with these credentials, at ``endpoint`` if given."""
+    """A ``compute_v1.<kind>`` client with these credentials, at ``endpoint`` if given, whose
+    requests ask the active context first (see ``_guard``)."""
     from google.api_core.client_options import ClientOptions
     from google.cloud import compute_v1
 
+    from failover.providers.gcp._guard import guard_client
+
     options = ClientOptions(api_endpoint=endpoint) if endpoint else None
-    return getattr(compute_v1, kind)(credentials=credentials, client_options=options)
+    return guard_client(getattr(compute_v1, kind)(credentials=credentials, client_options=options))
 
 
 def projects_client(ctx: Context) -> Any:
@@ -110,9 +119,13 @@ def projects_client(ctx: Context) -> Any:
         from google.api_core.client_options import ClientOptions
         from google.cloud import resourcemanager_v3
 
+        from failover.providers.gcp._guard import guard_client
+
         options = ClientOptions(api_endpoint=endpoint) if endpoint else None
-        return resourcemanager_v3.ProjectsClient(
-            credentials=_credentials(ctx), transport="rest", client_options=options
+        return guard_client(
+            resourcemanager_v3.ProjectsClient(
+                credentials=_credentials(ctx), transport="rest", client_options=options
+            )
         )
 
     with gcp_errors(ctx, "the Resource Manager client"):
@@ -128,10 +141,12 @@ def _new_credentials(ctx: Context) -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.auth.exceptions import DefaultCredentialsError
 
+    from failover.providers.gcp._guard import guarded_request
+
     if ctx.settings.get("credentials") == ANONYMOUS_CREDENTIALS:
         return AnonymousCredentials()  # type: ignore[no-untyped-call]
-    try:
-        credentials, _ = google.auth.default(scopes=list(SCOPES))
+    try:  # on a machine with no other credentials, google-auth asks for the metadata server
+        credentials, _ = google.auth.default(scopes=list(SCOPES), request=guarded_request())
     except DefaultCredentialsError as exc:
         raise ProviderError(
             f"site {ctx.placement.site}: no Google Application Default Credentials "
@@ -164,7 +179,7 @@ def mutate(
     for _ in range(REPLAYS + 1):
         with gcp_errors(ctx, resource):
             operation = method(
-                request={**request, "request_id": request_id(ctx, *parts, *salt)}, **call_options()
+                request={**request, "request_id": request_id(ctx, *parts, *salt)}, **call_options(ctx)
             )
         if not (operation_done(operation) and operation_errors(operation)):
             break
@@ -172,10 +187,11 @@ def mutate(
     wait_operation(ctx, operation, what)
 
 
-def call_options(timeout: float = READ_TIMEOUT_S) -> dict[str, Any]:
+def call_options(ctx: Context, timeout: float = READ_TIMEOUT_S) -> dict[str, Any]:
     """Keyword arguments for every client call: no retries inside the client (the executor
-    retries, within the step's timeout) and a bounded wait for the answer."""
-    return {"retry": None, "timeout": timeout}
+    retries, within the step's timeout) and a wait for the answer of at most ``timeout``, less
+    when the step's or check's deadline is nearer (``ctx.budget``)."""
+    return {"retry": None, "timeout": min(timeout, ctx.budget(timeout))}
 
 
 def _reasons(exc: Any) -> list[str]:
@@ -191,14 +207,21 @@ def _reasons(exc: Any) -> list[str]:
 def gcp_errors(ctx: Context, resource: str) -> Iterator[None]:
     """Map google-api-core, google-auth and transport errors raised inside to failover's: 429,
     5xx, rate limits, timeouts and lost connections are transient; anything else (permission
-    denied, not found, invalid argument, quota exceeded) is fatal."""
+    denied, not found, invalid argument, quota exceeded) is fatal.
+
+    First ``ctx.check_call()``: no call once the step's or check's deadline passed or the run lost
+    its lease. Failover's own errors raised inside (DeadlineError, LeaseLostError, or one mapped
+    already) pass through unchanged."""
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
     from requests import exceptions as http_exc
 
+    ctx.check_call()
     at = where(ctx)
     try:
         yield
+    except FailoverError:
+        raise
     except gexc.GoogleAPICallError as exc:
         reasons = _reasons(exc)
         status = exc.code if isinstance(exc.code, int) else 0
@@ -238,7 +261,12 @@ def relative(url: str) -> str:
 def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600.0) -> None:
     """Wait (bounded by ``timeout`` and the step's deadline) until ``operation`` is DONE, on the
     zone, region or global operations client of the site's endpoint; then raise if it ended in
-    error (an operation DONE with ``error.errors`` is a failure, the client does not raise)."""
+    error (an operation DONE with ``error.errors`` is a failure, the client does not raise).
+
+    Each ``operations.wait`` call is answered by Compute Engine when the operation is DONE or
+    after about two minutes; it is given that and 10 s more, but never more than the step's
+    time left (then a call that got no answer is a transient error: the operation may still be
+    running, and the next attempt of the step waits for it again)."""
     started = ctx.clock()
     deadline = started + timeout
     if ctx.deadline is not None:
@@ -255,7 +283,7 @@ def wait_operation(ctx: Context, operation: Any, what: str, timeout: float = 600
         with gcp_errors(ctx, f"operation {operation.name} ({what})"):
             operation = ops.wait(
                 request={"project": project(ctx), "operation": operation.name, **scope},
-                **call_options(min(left, WAIT_CALL_S) + 10),
+                **call_options(ctx, min(left, WAIT_CALL_S) + 10),
             )
     _raise_for(ctx, operation, what)
 

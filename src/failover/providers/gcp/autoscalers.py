@@ -85,7 +85,7 @@ class SetAutoscalerLimits(Action[LimitsParams]):
     def _get(self, ctx: Context, params: LimitsParams) -> Any:
         client, scope, path = located(ctx, params.zone, "AutoscalersClient", "RegionAutoscalersClient")
         with gcp_errors(ctx, f"autoscaler {path}/{params.autoscaler}"):
-            return client.get(request={**scope, "autoscaler": params.autoscaler}, **call_options())
+            return client.get(request={**scope, "autoscaler": params.autoscaler}, **call_options(ctx))
 
     def read(self, ctx: Context, params: LimitsParams) -> JsonValue:
         """The limits, and the size of the group they hold (new limits may resize it: a rollback

@@ -54,7 +54,7 @@ def _label(ctx: Context, params: ServiceParams) -> str:
 
 def get_service(ctx: Context, params: ServiceParams) -> Any:
     with gcp_errors(ctx, _label(ctx, params)):
-        return compute(ctx, _kind(params.scope)).get(request=_request(ctx, params), **call_options())
+        return compute(ctx, _kind(params.scope)).get(request=_request(ctx, params), **call_options(ctx))
 
 
 def match_backends(service: Any, refs: list[str], label: str) -> dict[str, Any]:
@@ -237,6 +237,7 @@ class SetFailoverPolicy(Action[FailoverPolicyParams]):
     cloud = "gcp"
     params_model = FailoverPolicyParams
     default_estimate_s = 30.0
+    apply_verifies = True  # apply reads the service back and fails unless it is as verify wants it
     permission_names = (
         "compute.regionBackendServices.get",
         "compute.regionBackendServices.update",
@@ -354,7 +355,7 @@ class BackendsHealthy(Check[HealthParams]):
                         **_request(ctx, params),
                         "resource_group_reference_resource": {"group": backend.group},
                     },
-                    **call_options(),
+                    **call_options(ctx),
                 )
             healthy[ref] = sum(1 for h in health.health_status if h.health_state == "HEALTHY")
         total = sum(healthy.values())

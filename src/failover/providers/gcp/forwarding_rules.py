@@ -124,7 +124,9 @@ class SetForwardingTarget(Action[TargetParams]):
     def _target(self, ctx: Context, params: TargetParams) -> str:
         client, scope, label = self._client(ctx, params)
         with gcp_errors(ctx, label):
-            return str(client.get(request={**scope, "forwarding_rule": params.rule}, **call_options()).target)
+            return str(
+                client.get(request={**scope, "forwarding_rule": params.rule}, **call_options(ctx)).target
+            )
 
     def read(self, ctx: Context, params: TargetParams) -> JsonValue:
         return {"target": relative(self._target(ctx, params))}

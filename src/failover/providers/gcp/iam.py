@@ -40,7 +40,7 @@ class PermissionsCheck(Check[PermissionsParams]):
             with gcp_errors(ctx, f"project {at}"):
                 answer = client.test_iam_permissions(
                     request={"resource": f"projects/{at}", "permissions": needed[start : start + BATCH]},
-                    **call_options(),
+                    **call_options(ctx),
                 )
             held.update(answer.permissions)
         missing = [p for p in needed if p not in held]

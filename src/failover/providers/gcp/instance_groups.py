@@ -53,7 +53,7 @@ def _managers(ctx: Context, params: GroupParams) -> tuple[Any, dict[str, str], s
 def describe_group(ctx: Context, params: GroupParams) -> Any:
     client, scope, path = _managers(ctx, params)
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
-        return client.get(request={**scope, "instance_group_manager": params.group}, **call_options())
+        return client.get(request={**scope, "instance_group_manager": params.group}, **call_options(ctx))
 
 
 def autoscaler_at(ctx: Context, url: str) -> Any:
@@ -64,7 +64,7 @@ def autoscaler_at(ctx: Context, url: str) -> Any:
     kind = "AutoscalersClient" if path[2] == "zones" else "RegionAutoscalersClient"
     with gcp_errors(ctx, f"autoscaler {relative(url)}"):
         return compute(ctx, kind).get(
-            request={"project": path[1], path[2][:-1]: path[3], "autoscaler": path[5]}, **call_options()
+            request={"project": path[1], path[2][:-1]: path[3], "autoscaler": path[5]}, **call_options(ctx)
         )
 
 
@@ -73,7 +73,7 @@ def _quota_errors(ctx: Context, params: GroupParams) -> list[str]:
     client, scope, path = _managers(ctx, params)
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
         managed = client.list_managed_instances(
-            request={**scope, "instance_group_manager": params.group}, **call_options()
+            request={**scope, "instance_group_manager": params.group}, **call_options(ctx)
         )
         errors = [e for m in managed for e in m.last_attempt.errors.errors]
     return sorted({f"{e.code}: {e.message}" for e in errors if e.code == "QUOTA_EXCEEDED"})
@@ -113,6 +113,7 @@ class ResizeInstanceGroup(Action[ResizeParams]):
     cloud = "gcp"
     params_model = ResizeParams
     default_estimate_s = 240.0
+    apply_verifies = True  # apply waits until the group is stable at the size, as verify checks
     permission_names = (
         "compute.instanceGroupManagers.get",
         "compute.instanceGroupManagers.update",
@@ -231,7 +232,7 @@ class InstanceGroupCapacity(Check[CapacityParams]):
         at = params.zone.rsplit("-", 1)[0] if params.zone else region(ctx)
         with gcp_errors(ctx, f"region {at}"):
             found = compute(ctx, "RegionsClient").get(
-                request={"project": project(ctx), "region": at}, **call_options()
+                request={"project": project(ctx), "region": at}, **call_options(ctx)
             )
         quota = next((q for q in found.quotas if q.metric == "INSTANCES"), None)
         free = None if quota is None else int(quota.limit - quota.usage)

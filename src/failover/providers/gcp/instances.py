@@ -32,6 +32,7 @@ class _SetPower(Action[InstancesParams]):
     cloud = "gcp"
     params_model = InstancesParams
     default_estimate_s = 60.0
+    apply_verifies = True  # apply waits until verify's condition holds
     permission_names = (
         "compute.instances.get",
         "compute.instances.start",
@@ -57,7 +58,7 @@ class _SetPower(Action[InstancesParams]):
     def _status(self, ctx: Context, params: InstancesParams, name: str) -> str:
         with gcp_errors(ctx, f"instance {params.zone}/{name}"):
             found = compute(ctx, "InstancesClient").get(
-                request={"project": project(ctx), "zone": params.zone, "instance": name}, **call_options()
+                request={"project": project(ctx), "zone": params.zone, "instance": name}, **call_options(ctx)
             )
         return str(found.status)
 

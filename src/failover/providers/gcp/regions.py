@@ -37,7 +37,7 @@ class RegionUp(Check[RegionParams]):
         name = params.region or region(ctx)
         with gcp_errors(ctx, f"region {name}"):
             found = compute(ctx, "RegionsClient").get(
-                request={"project": project(ctx), "region": name}, **call_options()
+                request={"project": project(ctx), "region": name}, **call_options(ctx)
             )
         observed = {"status": found.status}
         if found.deprecated and found.deprecated.state:

@@ -1,0 +1,32 @@
+"""The ``failover`` command: parses arguments, calls the library, prints. Nothing else.
+
+``app`` holds the group and what every command shares; ``planning``, ``running`` and ``reading``
+hold the commands that plan, run and read runs back.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from failover.cli import planning, reading, running
+from failover.cli.app import main
+
+COMMANDS = (planning, reading, running)  # imported for the commands they add to ``main``
+
+
+def entry() -> None:
+    """The console script: ``main``, with Ctrl-C outside a run ending in exit 130, not 1."""
+    try:
+        code = main.main(standalone_mode=False)
+    except click.exceptions.Abort:  # Ctrl-C at a prompt of click's own, or before a run started
+        click.echo("\ninterrupted: nothing was started", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+__all__ = ["entry", "main"]

@@ -1,0 +1,157 @@
+"""What every command shares: the group, errors turned into exit codes, common options.
+
+Exit codes: 0 success; 1 a step failed; 2 bad input; 3 refused for safety (or the journal could
+not be written); 130 and 143 interrupted by SIGINT and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from failover.engine import EXIT_FAILED, EXIT_REFUSED
+from failover.errors import (
+    FailoverError,
+    JournalError,
+    JournalWriteError,
+    PlanError,
+    RefusedError,
+    RegistryError,
+    RunbookError,
+    SandboxError,
+    ScenarioError,
+)
+from failover.metrics import MetricsError, check_writable
+from failover.plan import Plan
+
+EXIT_BAD_INPUT = 2  # the engine's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3, 130, 143
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into a message on stderr and the documented exit code, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RefusedError as exc:
+            fail(f"refused: {exc}", EXIT_REFUSED)
+        except JournalWriteError as exc:
+            fail(f"error: {exc}", EXIT_REFUSED)
+        except (
+            RunbookError,
+            ScenarioError,
+            PlanError,
+            RegistryError,
+            JournalError,
+            SandboxError,
+            MetricsError,
+        ) as exc:
+            fail(f"error: {exc}", EXIT_BAD_INPUT)
+        except FailoverError as exc:
+            fail(f"error: {exc}", EXIT_FAILED)
+        return None
+
+    return cast(F, wrapper)
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"error: cannot write {output}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    click.echo(f"wrote {output}", err=True)
+
+
+runbook_arg = click.argument("runbook", type=click.Path(dir_okay=False, path_type=Path), metavar="RUNBOOK")
+output_opt = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+
+
+def scenario_options(func: F) -> F:
+    """--from, --to, --scope and --mode: which failover (plan, drill, check)."""
+    decorators = [
+        click.option("--from", "from_", required=True, metavar="SITE", help="Site to fail over from."),
+        click.option("--to", required=True, metavar="SITE", help="Site to fail over to."),
+        click.option(
+            "--scope",
+            multiple=True,
+            metavar="SERVICE",
+            help="Only this service and what it depends on (repeatable).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["graceful", "ungraceful"]),
+            default="graceful",
+            show_default=True,
+            help="ungraceful: the source site is down; its steps are skipped or best-effort.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="failover")
+def main() -> None:
+    """Plan and run ordered regional failover of critical services across AWS and GCP."""
+
+
+def state_dir_of(value: Path | None) -> Path:
+    return value or Path(os.environ.get("FAILOVER_STATE", ".failover"))
+
+
+def metrics_opt(func: F) -> F:
+    return click.option(
+        "--metrics-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="PATH",
+        help="Also write Prometheus metrics here (text format, for node_exporter's textfile collector).",
+    )(func)
+
+
+def metrics_target(path: Path | None) -> Path | None:
+    """Check now that the metrics file can be written later (before anything runs)."""
+    if path is not None:
+        check_writable(path)
+    return path
+
+
+def who() -> str:
+    """``user@host`` of whoever runs the command, for the journal."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read plan {path}: {exc}") from None
+    try:
+        return Plan.from_json(text, where=str(path))
+    except PlanError as exc:
+        raise RefusedError(str(exc)) from None

@@ -1,0 +1,344 @@
+"""Commands that run plans: apply, drill, resume, rollback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from failover.cli.app import (
+    F,
+    emit,
+    handle_errors,
+    load_plan,
+    main,
+    metrics_opt,
+    metrics_target,
+    runbook_arg,
+    scenario_options,
+    state_dir_of,
+    who,
+)
+from failover.engine import Interrupt, Options, RunResult, execute, resume
+from failover.journal import Journal
+from failover.logs import configure as configure_logging
+from failover.metrics import run_metrics
+from failover.metrics import write as write_metrics
+from failover.plan import Plan, Scenario
+from failover.planner import make_plan
+from failover.progress import LiveProgress
+from failover.report import render_report, report_data
+from failover.runbook import load_runbook
+from failover.sandbox import Sandbox
+from failover.state.events import RESUMABLE
+from failover.terminal import TerminalApprover
+
+
+def run_options(func: F) -> F:
+    """Options shared by apply, drill and resume."""
+    decorators = [
+        click.option(
+            "--approve", "approve", multiple=True, metavar="STEP_ID", help="Approve this step (repeatable)."
+        ),
+        click.option("--auto-approve", is_flag=True, help="Approve every step that needs it."),
+        click.option(
+            "--on-failure",
+            type=click.Choice(["rollback", "halt"]),
+            default="rollback",
+            show_default=True,
+            help="rollback: compensate completed steps; halt: stop and leave it to a person.",
+        ),
+        click.option(
+            "--concurrency", type=click.IntRange(min=1), help="Most steps at once (default: no limit)."
+        ),
+        click.option(
+            "--skip-check",
+            "skip_check",
+            multiple=True,
+            metavar="CHECK_ID",
+            help="Skip this preflight check (repeatable; needs --reason).",
+        ),
+        click.option("--reason", help="Why the checks given with --skip-check are skipped (journaled)."),
+        click.option(
+            "--state",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="State directory (default: $FAILOVER_STATE or .failover).",
+        ),
+        click.option(
+            "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+        ),
+        click.option(
+            "--sim-speed",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Run simulated (sim.*) latencies this many times faster.",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Exit 1 when a best-effort check or step failed (the run still goes on past it).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _options(
+    approve: tuple[str, ...],
+    auto_approve: bool,
+    on_failure: str,
+    concurrency: int | None,
+    skip_check: tuple[str, ...],
+    reason: str | None,
+    sim_speed: float = 1.0,
+    strict: bool = False,
+) -> Options:
+    if skip_check and not reason:
+        raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
+    return Options(
+        on_failure="halt" if on_failure == "halt" else "rollback",
+        auto_approve=auto_approve,
+        approve_steps=frozenset(approve),
+        concurrency=concurrency,
+        skip_checks=dict.fromkeys(skip_check, reason or ""),
+        who=who(),
+        sim_speed=sim_speed,
+        strict=strict,
+    )
+
+
+def _print_result(result: RunResult, fmt: str, state_dir: Path) -> None:
+    if fmt == "json":
+        doc = {
+            "run_id": result.run_id,
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "message": result.message,
+            "best_effort_failures": result.best_effort_failures,
+        }
+        click.echo(json.dumps(doc))
+        return
+    click.echo(f"run {result.run_id}: {result.status}: {result.message}")
+    if result.status in RESUMABLE and state_dir != state_dir_of(None) and not result.state.sandbox:
+        click.echo(f"  (its state is in {state_dir}: give those commands --state {state_dir})")
+
+
+@contextlib.contextmanager
+def _signals(interrupt: Interrupt) -> Iterator[None]:
+    """While a run goes on, SIGINT (Ctrl-C) and SIGTERM are requests to stop it, not tracebacks:
+    the first stops new steps from starting, the second stops waiting for those in flight."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        interrupt.request(name, 128 + signum)
+        note = (
+            f"\n{name}: stopping: no new step starts; steps in flight end or reach their timeouts "
+            f"({name} again to stop waiting for them)\n"
+            if interrupt.count == 1
+            else f"\n{name} again: no longer waiting for the steps in flight (journaled as in doubt)\n"
+        )
+        with contextlib.suppress(OSError):
+            os.write(sys.stderr.fileno(), note.encode())
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) -> RunResult:
+    """Start a run (or take one up again) the way the terminal allows: a live view and one
+    approval prompt at a time on a terminal, JSON log lines otherwise; signals stop it cleanly."""
+    interrupt = Interrupt()
+    options = replace(options, interrupt=interrupt)
+    with _signals(interrupt), contextlib.ExitStack() as stack:
+        view: LiveProgress | None = None
+        if sys.stderr.isatty():
+            configure_logging(json_lines=False, level=logging.WARNING)
+            view = stack.enter_context(LiveProgress(plan))
+            options = replace(options, on_event=view.on_event)
+        else:
+            configure_logging(json_lines=True)
+        if sys.stdin.isatty() and not options.auto_approve:
+            approver = TerminalApprover(options.who, pause=view.pause if view is not None else None)
+            interrupt.on_request(lambda sig: approver.cancel(f"interrupted by {sig}"))
+            options = replace(options, approver=approver)
+        return start(options)
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json")
+@run_options
+@metrics_opt
+@handle_errors
+def apply(plan_file: Path, state: Path | None, fmt: str, metrics_file: Path | None, **kwargs: Any) -> None:
+    """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
+    metrics = metrics_target(metrics_file)
+    planned = load_plan(plan_file)
+    state_dir = state_dir_of(state)
+    result = _run(planned, _options(**kwargs), lambda options: execute(planned, state_dir, options))
+    _print_result(result, fmt, state_dir)
+    if metrics is not None:
+        write_metrics(run_metrics([_report(planned, state_dir, result)]), metrics)
+    sys.exit(result.exit_code)
+
+
+def _fresh(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    found, n = path, 1
+    while True:
+        try:
+            found.mkdir()  # atomic: two drills cannot both get the same one
+            return found
+        except FileExistsError:
+            n += 1
+            found = path.with_name(f"{path.name}-{n}")
+
+
+def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]:
+    return report_data(planned, result.state, Journal(state_dir).events(result.run_id))
+
+
+@main.command()
+@runbook_arg
+@scenario_options
+@click.option(
+    "--failback",
+    is_flag=True,
+    help="After a successful failover, fail back: the plan with from and to swapped, or the "
+    "failover undone if the runbook says failback: rollback.",
+)
+@click.option(
+    "--failback-mode",
+    type=click.Choice(["graceful", "ungraceful"]),
+    default="graceful",
+    show_default=True,
+    help="Mode of the way back: both sites answer once the failover is done, unless told otherwise.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown report here (default: print it, unless --format json).",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Run against embedded clouds on 127.0.0.1, made from the runbook's sandbox: section.",
+)
+@run_options
+@metrics_opt
+@handle_errors
+def drill(
+    runbook: Path,
+    from_: str,
+    to: str,
+    scope: tuple[str, ...],
+    mode: str,
+    failback: bool,
+    failback_mode: str,
+    report_file: Path | None,
+    state: Path | None,
+    fmt: str,
+    sandbox: bool,
+    metrics_file: Path | None,
+    **kwargs: Any,
+) -> None:
+    """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
+    metrics = metrics_target(metrics_file)
+    rb = load_runbook(runbook)
+    scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
+    undo = failback and rb.failback == "rollback"  # the way back is undoing the failover
+    both = failback and not undo
+    back = scenario.reverse().model_copy(update={"mode": failback_mode})
+    legs = [make_plan(rb, leg) for leg in ([scenario, back] if both else [scenario])]
+    options = _options(**kwargs)
+    state_dir = state_dir_of(state)
+    reports: list[str] = []
+    datas: list[dict[str, Any]] = []
+    undone: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        box = stack.enter_context(Sandbox(rb)) if sandbox else None
+        if box is not None:
+            options = replace(options, overrides=box.overrides(), sandbox=box.describe())
+            if state is None:  # a fresh world each time: its runs are not the real ones
+                state_dir = _fresh(state_dir / "sandbox" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+            click.echo(f"sandbox: {box.describe()}; state in {state_dir}", err=True)
+        for planned in legs:
+            result = _run(planned, options, partial(execute, planned, state_dir))
+            _print_result(result, fmt, state_dir)
+            datas.append(_report(planned, state_dir, result))
+            reports.append(render_report(datas[-1], "markdown"))
+            if not result.ok:
+                break
+        if undo and result.ok:
+            click.echo(
+                f"failback: undoing run {result.run_id} (the runbook says failback: rollback)", err=True
+            )
+            run_id = result.run_id
+            result = _run(legs[0], options, lambda opts: resume(run_id, state_dir, opts, rollback=True))
+            _print_result(result, fmt, state_dir)
+            undone.append(_report(legs[0], state_dir, result))
+            reports.append(render_report(undone[-1], "markdown"))
+        if box is not None and failback and result.ok:
+            click.echo(f"sandbox: {box.compare_with_start()}", err=True)
+    if report_file is not None or fmt == "text":
+        emit("\n".join(reports), report_file)
+    if metrics is not None:
+        write_metrics(run_metrics(datas, undone), metrics)
+    sys.exit(result.exit_code)
+
+
+@main.command(name="resume")
+@click.argument("run_id")
+@run_options
+@handle_errors
+def resume_cmd(run_id: str, state: Path | None, fmt: str, **kwargs: Any) -> None:
+    """Continue RUN_ID after its process died, it halted or was interrupted; steps that were in
+    flight or in doubt are verified before anything runs again."""
+    given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
+    options = _options(**kwargs)
+    state_dir = state_dir_of(state)
+    policy = options.on_failure if given else None
+    planned = Journal(state_dir, read_only=True).run_plan(run_id)
+    result = _run(planned, options, lambda opts: resume(run_id, state_dir, opts, on_failure=policy))
+    _print_result(result, fmt, state_dir)
+    sys.exit(result.exit_code)
+
+
+@main.command(name="rollback")
+@click.argument("run_id")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def rollback_cmd(run_id: str, state: Path | None, fmt: str) -> None:
+    """Compensate every completed reversible step of RUN_ID, in reverse dependency order.
+    Refused (exit 3) once a pivot began, while another process holds the run, and over a later
+    run on the same services."""
+    state_dir = state_dir_of(state)
+    planned = Journal(state_dir, read_only=True).run_plan(run_id)
+    options = Options(who=who(), auto_approve=True)  # a rollback asks for no approval
+    result = _run(planned, options, lambda opts: resume(run_id, state_dir, opts, rollback=True))
+    _print_result(result, fmt, state_dir)
+    sys.exit(result.exit_code)

@@ -1,0 +1,71 @@
+"""Approvals: who may let a pivot or an ``approval: true`` step run, and how long they may take.
+
+Flags (``--auto-approve``, ``--approve STEP``) answer at once. An approver (a callback of the
+library's caller, or the terminal's prompt queue) is asked in a thread of its own and waited for
+until the step's approval timeout; no answer in time, or an interruption, is a denial.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from failover.plan import PlannedStep
+
+TICK_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """An answer to an approval request: granted or not, by whom, and why."""
+
+    granted: bool
+    by: str
+    reason: str = ""
+
+
+Approver = Callable[[PlannedStep, float], Approval]
+"""Asked for an approval of a step, with the seconds it may take to answer."""
+
+
+def decide(
+    step: PlannedStep,
+    who: str,
+    *,
+    auto: bool,
+    approved: frozenset[str],
+    approver: Approver | None,
+    interrupted: Callable[[], str | None],
+) -> Approval:
+    """The answer to a step's approval request: from the flags, else from the approver within
+    the step's approval timeout; ``interrupted()`` names a signal that ends the wait (a denial)."""
+    if auto:
+        return Approval(True, who, "--auto-approve")
+    if step.id in approved:
+        return Approval(True, who, "--approve")
+    if approver is None:
+        return Approval(False, who, "no approval given (use --approve STEP or --auto-approve)")
+    answers: list[Approval] = []
+    answered = threading.Event()
+
+    def ask() -> None:
+        try:
+            answers.append(approver(step, step.approval_timeout_s))
+        except Exception as exc:  # an approver that breaks has not approved
+            answers.append(Approval(False, who, f"the approver failed: {type(exc).__name__}: {exc}"))
+        finally:
+            answered.set()
+
+    threading.Thread(target=ask, name=f"failover-approval-{step.id}", daemon=True).start()
+    until = time.monotonic() + step.approval_timeout_s
+    while not answered.is_set():
+        left = until - time.monotonic()
+        signal = interrupted()
+        if signal is not None:
+            return Approval(False, who, f"interrupted by {signal}")
+        if left <= 0:
+            return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
+        answered.wait(min(left, TICK_S))
+    return answers[0]

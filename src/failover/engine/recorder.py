@@ -1,0 +1,145 @@
+"""Writing a run's events: in order, fenced by the lease, and told to people only once written.
+
+Events that a side effect waits for are durable before :meth:`Recorder.emit` returns; the others
+are queued and become durable with the next of those, in order. When a write fails or the lease
+is lost, the recorder remembers why and every later emit raises :class:`StoppedError`: nothing more
+starts. A worker writes a step's events through a :class:`Task`; once the run gives up on that
+task (its deadline passed, a second Ctrl-C), whatever the worker does later reaches neither the
+journal nor the screen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from failover.engine.lease import LeaseKeeper
+from failover.errors import FailoverError, JournalWriteError, LeaseLostError
+from failover.journal import Journal
+from failover.plan import PlannedStep
+from failover.redact import redact
+from failover.state.events import Event
+
+ENDING = frozenset(
+    {"step_succeeded", "step_failed", "step_skipped", "step_compensated", "compensation_failed"}
+)
+DURABLE = frozenset(
+    {
+        "run_started",
+        "run_resumed",
+        "preflight_passed",
+        "approval_requested",  # a person may take a while: let `failover status` see all before
+        "step_started",
+        "apply_started",
+        "compensation_started",
+        "run_interrupted",
+        "run_finished",
+    }
+)
+
+
+_LOG_FIELDS = frozenset({"event", "step", "site", "run_id", "runbook", "level", "timestamp"})
+
+
+class StoppedError(Exception):
+    """Internal: the run may not start anything more (its lease was lost, or a write failed)."""
+
+
+class MutedError(Exception):
+    """Internal: the run gave up on this task; its worker stops quietly."""
+
+
+class Task:
+    """One worker's hold on a step (its run, or its compensation): it may write the step's
+    events, and one that ends it, until the run gives up on it."""
+
+    def __init__(self, recorder: Recorder, step: str) -> None:
+        self.recorder = recorder
+        self.step = step
+        self.ended = False
+        self.cancelled = False
+
+    def emit(self, kind: str, /, **data: object) -> None:
+        """Journal an event of the step; MutedError once the run gave up on the task."""
+        with self.recorder.lock:
+            if self.cancelled or (kind in ENDING and self.ended):
+                raise MutedError(self.step)
+            self.ended = self.ended or kind in ENDING
+        self.recorder.emit(kind, self.step, **data)
+
+
+class Recorder:
+    """The run's only way to the journal, the log and the live view."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        keeper: LeaseKeeper,
+        steps: Mapping[str, PlannedStep],
+        log: Any,
+        on_event: Callable[[Event], None] | None,
+    ) -> None:
+        self.journal = journal
+        self.keeper = keeper
+        self.steps = steps
+        self.log = log
+        self.on_event = on_event
+        self.lock = threading.Lock()
+        self.failure: FailoverError | None = None  # why nothing more may start
+
+    def task(self, step: str) -> Task:
+        return Task(self, step)
+
+    def emit(self, kind: str, step: str | None = None, /, **data: object) -> None:
+        """Journal an event; StoppedError when the run may not start anything more."""
+        if self.failure is not None:
+            raise StoppedError
+        self._write(kind, step, data)
+
+    def give_up(self, task: Task, kind: str, **data: object) -> bool:
+        """End a task on its worker's behalf (from the run loop) and mute the worker; False, with
+        nothing written, when the worker had ended it already."""
+        with self.lock:
+            if task.ended:
+                return False
+            task.ended = task.cancelled = True
+        if self.failure is None:
+            self._write(kind, task.step, data)
+        return True
+
+    def fail(self, error: FailoverError) -> None:
+        """Nothing more may start, because of ``error`` (the first reason is kept)."""
+        with self.lock:
+            if self.failure is None:
+                self.failure = error
+                self.log.error("run_stopping", reason=str(error))
+
+    def _write(self, kind: str, step: str | None, data: Mapping[str, object]) -> None:
+        payload = redact(data)
+        if kind not in DURABLE:
+            self.journal.post(self.keeper.lease, kind, step, payload, self._posted)
+            return
+        try:
+            event = self.journal.append(self.keeper.lease, kind, step, payload)
+        except (LeaseLostError, JournalWriteError) as exc:
+            self.fail(exc)
+            raise StoppedError from exc
+        self._written(event)
+        if self.failure is not None:  # an event queued before this one could not be written
+            raise StoppedError
+
+    def _posted(self, event: Event | None, error: BaseException | None) -> None:
+        if error is not None:
+            failure = self.journal.write_error(error)
+            self.fail(failure if isinstance(failure, FailoverError) else JournalWriteError(str(failure)))
+        elif event is not None:
+            self._written(event)
+
+    def _written(self, event: Event) -> None:
+        step = self.steps.get(event.step) if event.step is not None else None
+        site = step.site if step is not None else None
+        data = {f"{k}_" if k in _LOG_FIELDS else k: v for k, v in event.data.items() if k != "before"}
+        self.log.info(event.kind, step=event.step, site=site, **data)
+        if self.on_event is not None:
+            self.on_event(event)

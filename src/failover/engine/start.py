@@ -1,0 +1,164 @@
+"""Starting a run, and taking one up again: the refusals that come first, and the lease.
+
+A plan runs once (unless its run halted or was interrupted: then it is resumed or rolled back),
+only while its runbook is unchanged, and never beside another live run of the same services. A
+run is taken up again only when no live process holds it, and a sandbox drill never against
+real clouds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from failover.engine.options import OnFailure, Options, RunResult
+from failover.engine.rollback import refusal, resources
+from failover.engine.run import Run
+from failover.errors import LeaseHeldError, PlanError, RefusedError
+from failover.journal import Journal, Lease, owner_is_dead_here
+from failover.plan import Plan
+from failover.providers import default_registry
+from failover.providers.base import Registry
+from failover.state.events import RESUMABLE, RunState
+
+
+def execute(
+    plan: Plan,
+    state_dir: str | Path,
+    options: Options | None = None,
+    *,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run ``plan``; refuse (raise RefusedError) if it was already applied, its runbook changed since,
+    or another run holds an overlapping lock."""
+    options = options or Options()
+    journal = Journal(Path(state_dir))
+    _refuse_stale(plan, journal)
+    unknown = sorted(set(options.skip_checks) - {c.id for c in plan.preflight})
+    if unknown:
+        raise PlanError(f"--skip-check: no preflight check {unknown[0]!r} in this plan")
+    run_id = run_id or _new_run_id()
+    lease = journal.acquire(run_id, resources(plan), options.lease_ttl)
+    journal.create_run(run_id, plan)
+    run = Run(plan, journal, lease, options, registry or default_registry(), Path(state_dir))
+    return run.start()
+
+
+def resume(
+    run_id: str,
+    state_dir: str | Path,
+    options: Options | None = None,
+    *,
+    registry: Registry | None = None,
+    rollback: bool = False,
+    on_failure: OnFailure | None = None,
+) -> RunResult:
+    """Take up a run whose process died, or that halted or was interrupted, from what its
+    journal says: forward (a failed step is tried again, one in doubt verified first), or with
+    ``rollback`` by compensating what it did. With ``rollback``, a run that succeeded is undone
+    too. Refused (RefusedError) while another process holds the run, for a sandbox drill outside
+    its sandbox, and for a rollback that would be unsafe. A run that ended otherwise is left as
+    it is. ``on_failure`` replaces the recorded policy."""
+    journal = Journal(Path(state_dir))
+    plan = journal.run_plan(run_id)
+    state = RunState.replay(run_id, journal.events(run_id))
+    _refuse_outside_sandbox(run_id, state, options)
+    if rollback:
+        _refuse_rollback(journal, run_id, plan, state)
+    if state.finished and state.status not in RESUMABLE and not (rollback and state.status == "succeeded"):
+        return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
+    merged = _with_recorded(options, state.options or {})
+    if on_failure is not None:
+        merged = replace(merged, on_failure=on_failure)
+    lease = _take_over(journal, run_id, resources(plan), merged)
+    state = RunState.replay(run_id, journal.events(run_id))  # as it is now that no one else holds it
+    if rollback:
+        try:
+            _refuse_rollback(journal, run_id, plan, state)
+        except RefusedError:
+            journal.release(lease)
+            raise
+    run = Run(plan, journal, lease, merged, registry or default_registry(), Path(state_dir))
+    return run.start(resumed=state, rollback=rollback)
+
+
+def _refuse_outside_sandbox(run_id: str, state: RunState, options: Options | None) -> None:
+    if state.sandbox and (options is None or options.sandbox is None):
+        raise RefusedError(
+            f"run {run_id} was a sandbox drill ({state.sandbox}); its embedded clouds ended with "
+            "the process that ran them, and it is never sent to real clouds: drill again instead"
+        )
+
+
+def _refuse_rollback(journal: Journal, run_id: str, plan: Plan, state: RunState) -> None:
+    why = refusal(journal, run_id, plan, state)
+    if why is not None:
+        raise RefusedError(why)
+
+
+def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Options:
+    """Options for a resumed run: its recorded policy and approvals, plus what is given now
+    (more approvals, callbacks, limits, injected time)."""
+    base = given or Options()
+    steps = recorded.get("approve_steps")
+    skips = recorded.get("skip_checks")
+    return replace(
+        base,
+        on_failure="halt" if recorded.get("on_failure") == "halt" else "rollback",
+        auto_approve=base.auto_approve or bool(recorded.get("auto_approve")),
+        approve_steps=base.approve_steps
+        | (frozenset(str(s) for s in steps) if isinstance(steps, list) else frozenset()),
+        skip_checks={
+            **({str(k): str(v) for k, v in skips.items()} if isinstance(skips, dict) else {}),
+            **base.skip_checks,
+        },
+        strict=base.strict or bool(recorded.get("strict")),
+    )
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def _refuse_stale(plan: Plan, journal: Journal) -> None:
+    if plan.runbook.path:
+        path = Path(plan.runbook.path)
+        if path.exists():
+            now = hashlib.sha256(path.read_bytes()).hexdigest()
+            if now != plan.runbook.sha256:
+                raise RefusedError(
+                    f"runbook {path} changed since the plan was made (sha256 {plan.runbook.sha256[:12]}... "
+                    f"then, {now[:12]}... now): make and review a new plan"
+                )
+    for run_id, *_ in journal.runs(plan.fingerprint):
+        state = RunState.replay(run_id, journal.events(run_id))
+        if state.status == "succeeded":
+            raise RefusedError(f"plan {plan.fingerprint[:12]}... was already applied by run {run_id}")
+        if not state.finished or state.status in RESUMABLE:
+            raise RefusedError(
+                f"plan {plan.fingerprint[:12]}... has a run that did not finish, {run_id} "
+                f"({state.status}): `failover resume {run_id}` or `failover rollback {run_id}`"
+            )
+
+
+def _take_over(journal: Journal, run_id: str, resources: tuple[str, ...], options: Options) -> Lease:
+    """The run's lease, if no live process holds it: taken at once when its holder is known dead
+    on this host or its lease has expired; refused otherwise, saying who holds it until when."""
+    try:
+        return journal.acquire(run_id, resources, options.lease_ttl, take_over=True)
+    except LeaseHeldError:
+        holder = journal.holder(resources)
+        if holder is None or holder[0] != run_id:
+            raise
+        owner, until = holder[1], time.strftime("%H:%M:%S UTC", time.gmtime(holder[2]))
+        pid = owner.rpartition(":")[2]
+        alive = "" if owner_is_dead_here(owner) else f" (if it is alive: let it finish, or `kill -INT {pid}`)"
+        raise LeaseHeldError(
+            f"run {run_id} is held by process {owner}, lease until {until}: it may still be "
+            f"running{alive}; if that process is gone, try again after {until}"
+        ) from None
