@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from failover.runbook import Runbook, load_runbook
+from tests.servers import HungServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_SHOP = ROOT / "runbooks" / "examples" / "sim-shop.yaml"
@@ -47,6 +49,23 @@ def write_runbook(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def hung() -> Iterator[HungServer]:
+    """A cloud endpoint of a region that is down: it accepts connections and never answers."""
+    server = HungServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def refused() -> Iterator[str]:
+    """An address on 127.0.0.1 whose port refuses connections (bound, not listening)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
 
 
 settings.register_profile("failover", deadline=None, print_blob=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
 
 import yaml
@@ -39,10 +40,29 @@ def chain(n: int, *, pivot_at: int | None = None, fail_at: int | None = None, ex
     return plan_from(yaml.safe_dump({"services": services}) + extra)
 
 
+class FakeTime:
+    """A clock that moves only when something sleeps on it, at once: simulated seconds cost
+    nothing, and every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.slept.append(seconds)
+            self.now += seconds
+
+
 def quick(**kwargs: object) -> Options:
-    """Options with an instant sleep (recording what would have been slept)."""
-    slept: list[float] = []
-    kwargs.setdefault("sleep", slept.append)
+    """Options on a FakeTime of their own (sleeping costs nothing)."""
+    if "sleep" not in kwargs:
+        fake = FakeTime()
+        kwargs.update(sleep=fake.sleep, clock=fake.clock)
     return Options(**kwargs)  # type: ignore[arg-type]
 
 

@@ -7,7 +7,6 @@ refresh. Real clients against servers on 127.0.0.1; nothing of ours is patched."
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from failover.sandbox.compute_fake import ComputeFake
 from tests.aws_helpers import context as aws_context
 from tests.gcp_helpers import context as gcp_context
 from tests.gcp_helpers import fake
+from tests.servers import HungServer
 
 __all__ = ["fake"]  # the fixture
 
@@ -47,40 +47,6 @@ RESIZE_PARAMS = RESIZE.parse({"group": "web-usw1", "size": 2})
 
 
 # --- local servers -------------------------------------------------------------------------------
-
-
-class HungServer:
-    """Accepts TCP connections on 127.0.0.1 and never answers: a cloud endpoint of a region
-    that is down. Holds every connection it accepted until closed."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 @dataclass
@@ -142,22 +108,6 @@ class LocalHttp:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join()
-
-
-@pytest.fixture
-def hung() -> Iterator[HungServer]:
-    server = HungServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def refused() -> Iterator[str]:
-    """An address on 127.0.0.1 whose port refuses connections (bound, not listening)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
 
 
 @pytest.fixture

@@ -96,7 +96,11 @@ class Journal:
     """
 
     def __init__(
-        self, state_dir: Path, *, clock: Callable[[], float] = time.time, read_only: bool = False
+        self,
+        state_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / JOURNAL_FILE
@@ -239,13 +243,19 @@ class Journal:
     # --- leases ------------------------------------------------------------------------------
 
     def acquire(
-        self, run_id: str, resources: tuple[str, ...], ttl: float, *, take_over: bool = False
+        self,
+        run_id: str,
+        resources: tuple[str, ...],
+        ttl: float,
+        *,
+        take_over: bool = False,
+        gone: Callable[[str], bool] = owner_is_dead_here,
     ) -> Lease:
         """Lease ``resources`` for ``run_id`` with a new fencing token, or raise LeaseHeldError.
 
         A live lease of another run on any resource refuses the whole request. With ``take_over``,
-        a lease of the same run (its earlier process) is replaced once that process is known dead
-        on this host or its lease has expired.
+        a lease of the same run (its earlier process) is replaced once ``gone(owner)`` says that
+        process no longer holds it (by default: known dead on this host) or its lease has expired.
         """
         owner = this_owner()
         placeholders = ",".join("?" * len(resources))
@@ -258,7 +268,7 @@ class Journal:
                 (*resources, now),
             ).fetchall()
             for resource, holder, holder_owner, since, until in rows:
-                if not (take_over and holder == run_id and owner_is_dead_here(holder_owner)):
+                if not (take_over and holder == run_id and gone(holder_owner)):
                     raise LeaseHeldError(
                         f"{resource} is locked by run {holder} ({holder_owner}) since "
                         f"{_stamp(since)}, lease until {_stamp(until)}"

@@ -171,18 +171,15 @@ def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) ->
     approval prompt at a time on a terminal, JSON log lines otherwise; signals stop it cleanly."""
     interrupt = Interrupt()
     options = replace(options, interrupt=interrupt)
+    view = LiveProgress(plan) if sys.stderr.isatty() else None
+    configure_logging(json_lines=view is None, level=logging.INFO if view is None else logging.WARNING)
+    if sys.stdin.isatty() and not options.auto_approve:  # made first: it writes to the terminal itself
+        approver = TerminalApprover(options.who, pause=view.pause if view is not None else None)
+        interrupt.on_request(lambda sig: approver.cancel(f"interrupted by {sig}"))
+        options = replace(options, approver=approver)
     with _signals(interrupt), contextlib.ExitStack() as stack:
-        view: LiveProgress | None = None
-        if sys.stderr.isatty():
-            configure_logging(json_lines=False, level=logging.WARNING)
-            view = stack.enter_context(LiveProgress(plan))
-            options = replace(options, on_event=view.on_event)
-        else:
-            configure_logging(json_lines=True)
-        if sys.stdin.isatty() and not options.auto_approve:
-            approver = TerminalApprover(options.who, pause=view.pause if view is not None else None)
-            interrupt.on_request(lambda sig: approver.cancel(f"interrupted by {sig}"))
-            options = replace(options, approver=approver)
+        if view is not None:
+            options = replace(options, on_event=stack.enter_context(view).on_event)
         return start(options)
 
 

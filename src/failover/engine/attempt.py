@@ -240,9 +240,9 @@ class StepRunner:
         interval = step.interval_s or 2.0
         asked, last = 0, "never answered"
         while True:
-            asked += 1
             try:
                 ctx.check_call()
+                asked += 1
                 with active(ctx):
                     seen = check.run(ctx, params)
                 if seen.ok:

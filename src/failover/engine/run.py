@@ -38,7 +38,15 @@ from failover.providers.base import CheckResult, Context, Registry
 from failover.state.events import RunState, StepRecord
 
 log = structlog.get_logger("failover.engine")
+_LIVE: set[str] = set()  # runs this process is running now
+_LIVE_LOCK = threading.Lock()
 TICK_S = 0.25  # how often the loop looks at interruptions when nothing else wakes it
+
+
+def running_here(run_id: str) -> bool:
+    """Whether this process runs ``run_id`` now (a lease it left behind is not a live run)."""
+    with _LIVE_LOCK:
+        return run_id in _LIVE
 
 
 class EngineFaultError(FailoverError):
@@ -82,12 +90,16 @@ class Run:
     # --- start and end -------------------------------------------------------------------------
 
     def start(self, resumed: RunState | None = None, rollback: bool = False) -> RunResult:
+        with _LIVE_LOCK:
+            _LIVE.add(self.run_id)
         self.keeper.start()
         try:
             return self._run(resumed, rollback)
         except StoppedError:
             return self._stopped()
         finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(self.run_id)
             self.keeper.stop()
             try:
                 self.keeper.release()

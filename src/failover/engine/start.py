@@ -17,9 +17,9 @@ from pathlib import Path
 
 from failover.engine.options import OnFailure, Options, RunResult
 from failover.engine.rollback import refusal, resources
-from failover.engine.run import Run
+from failover.engine.run import Run, running_here
 from failover.errors import LeaseHeldError, PlanError, RefusedError
-from failover.journal import Journal, Lease, owner_is_dead_here
+from failover.journal import Journal, Lease, owner_is_dead_here, this_owner
 from failover.plan import Plan
 from failover.providers import default_registry
 from failover.providers.base import Registry
@@ -149,15 +149,19 @@ def _refuse_stale(plan: Plan, journal: Journal) -> None:
 def _take_over(journal: Journal, run_id: str, resources: tuple[str, ...], options: Options) -> Lease:
     """The run's lease, if no live process holds it: taken at once when its holder is known dead
     on this host or its lease has expired; refused otherwise, saying who holds it until when."""
+
+    def gone(owner: str) -> bool:
+        return owner_is_dead_here(owner) or (owner == this_owner() and not running_here(run_id))
+
     try:
-        return journal.acquire(run_id, resources, options.lease_ttl, take_over=True)
+        return journal.acquire(run_id, resources, options.lease_ttl, take_over=True, gone=gone)
     except LeaseHeldError:
         holder = journal.holder(resources)
         if holder is None or holder[0] != run_id:
             raise
         owner, until = holder[1], time.strftime("%H:%M:%S UTC", time.gmtime(holder[2]))
         pid = owner.rpartition(":")[2]
-        alive = "" if owner_is_dead_here(owner) else f" (if it is alive: let it finish, or `kill -INT {pid}`)"
+        alive = "" if gone(owner) else f" (if it is alive: let it finish, or `kill -INT {pid}`)"
         raise LeaseHeldError(
             f"run {run_id} is held by process {owner}, lease until {until}: it may still be "
             f"running{alive}; if that process is gone, try again after {until}"

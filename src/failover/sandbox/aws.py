@@ -146,6 +146,8 @@ class Builder:
             ecs.create_service(
                 cluster=svc.cluster, serviceName=svc.service, taskDefinition=family, desiredCount=svc.desired
             )
+            if svc.desired:  # moto runs no task of a new service until it is updated; ECS starts them
+                ecs.update_service(cluster=svc.cluster, service=svc.service, desiredCount=svc.desired)
         for lb in spec.load_balancers:
             self._load_balancer(lb.site, lb.name, lb.port, lb.weights)
         for cluster in spec.global_clusters:
