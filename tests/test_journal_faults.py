@@ -52,10 +52,12 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_its_next_change(t
     assert (result.status, result.exit_code) == ("stopped", 3)
     assert "could not write" in result.message and "readonly database" in result.message
     assert f"failover resume {result.run_id}" in result.message
-    assert applied(tmp_path) == {"t0": 1, "t1": 1}  # no change started once the journal failed
     writable(tmp_path, True)
     journaled = [(e.kind, e.step) for e in events(tmp_path, result.run_id)]
     assert [(e.kind, e.step) for e in seen] == journaled  # what was told is exactly what was written
+    announced = {f"t{step[1]}" for kind, step in journaled if kind == "apply_started" and step}
+    assert set(applied(tmp_path)) == announced  # every change had its write-ahead record
+    assert "t3" not in announced  # and none started once the journal failed
     again = resume(result.run_id, tmp_path, quick())
     assert again.status == "succeeded"
     assert applied(tmp_path) == {"t0": 1, "t1": 1, "t2": 1, "t3": 1}

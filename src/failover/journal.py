@@ -220,6 +220,11 @@ class Journal:
         with self._writing("the queued events"):
             self.store.flush()
 
+    def flush_queued(self) -> None:
+        """Commit queued events, if there are any (cheap when there are none)."""
+        if self.store.queued():
+            self.flush()
+
     def write_error(self, error: BaseException) -> BaseException:
         """What a posted write's failure means: a JournalWriteError, unless it is already ours."""
         if isinstance(error, sqlite3.Error | OSError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -24,12 +25,26 @@ SECRET_ASSIGNMENT = re.compile(
 )
 
 
+# what every pattern above needs somewhere in a text: a text without any is left as it is, at the
+# cost of one scan instead of one per pattern
+MAY_HOLD_SECRET = re.compile(
+    r"(?i)akia|asia|ya29\.|-----begin|bearer|basic|passw|secret|token|api[_-]?key|credential|[A-Za-z0-9/+=]{40}"
+)
+
+
+@lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return key not in SAFE_KEYS and SECRET_KEYS.search(key) is not None
+
+
 def redact(value: Any, key: str = "") -> Any:
     """A copy of ``value`` with secrets replaced: anything under a secret-looking key, and
     strings that look like credentials wherever they are."""
-    if key and key not in SAFE_KEYS and SECRET_KEYS.search(key):
+    if key and _secret_key(key):
         return REDACTED
     if isinstance(value, str):
+        if not MAY_HOLD_SECRET.search(value):
+            return value
         value = SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, value)
         for pattern in SECRET_VALUES:
             value = pattern.sub(REDACTED, value)
@@ -44,5 +59,12 @@ def redact(value: Any, key: str = "") -> Any:
 def redact_processor(
     _logger: object, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: redact every field before any renderer sees it."""
+    """structlog processor: redact every field before any renderer sees it, unless the caller
+    says (``redacted=True``) that its fields were redacted already (journal events are)."""
+    if event.pop(PRE_REDACTED, False):
+        return event
     return {k: redact(v, k) for k, v in event.items()}
+
+
+PRE_REDACTED = "_redacted"
+"""A log call's keyword that says its fields went through :func:`redact` already."""

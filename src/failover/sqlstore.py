@@ -159,6 +159,11 @@ class Store:
                     writer.pending.append(write)
                     return
 
+    def queued(self) -> bool:
+        """Whether writes were posted and not yet committed."""
+        writer = _WRITERS.get((self.path, os.getpid(), self.synchronous))
+        return writer is not None and bool(writer.pending)
+
     def flush(self) -> None:
         """Commit whatever was posted."""
         self.run(lambda _db: None)

@@ -93,7 +93,6 @@ class StepRunner:
         contexts: Contexts,
         options: Options,
         keeper: LeaseKeeper,
-        watch: Callable[[str, float], None],
     ) -> None:
         self.run_id = run_id
         self.registry = registry
@@ -101,7 +100,6 @@ class StepRunner:
         self.contexts = contexts
         self.options = options
         self.keeper = keeper
-        self.watch = watch  # tells the run loop when a step's deadline is
         self.lock = threading.Lock()
         self.applying: set[str] = set()  # steps whose change may be under way
 
@@ -131,7 +129,7 @@ class StepRunner:
         if record.state not in ("started", "applying"):  # else: a resumed step, started already
             retry = {"retry": True} if record.state == "failed" else {}
             task.emit("step_started", waiting_on=waiting_on, **retry)
-        self.watch(step.id, deadline)
+        task.deadline = deadline  # where the run loop stops waiting for it
         return self.contexts.make(self.run_id, step.id, step.site, cloud, deadline, self.guard(task))
 
     def guard(self, task: Task) -> Callable[[], None]:

@@ -18,7 +18,7 @@ from failover.engine.lease import LeaseKeeper
 from failover.errors import FailoverError, JournalWriteError, LeaseLostError
 from failover.journal import Journal
 from failover.plan import PlannedStep
-from failover.redact import redact
+from failover.redact import PRE_REDACTED, redact
 from failover.state.events import Event
 
 ENDING = frozenset(
@@ -30,7 +30,6 @@ DURABLE = frozenset(
         "run_resumed",
         "preflight_passed",
         "approval_requested",  # a person may take a while: let `failover status` see all before
-        "step_started",
         "apply_started",
         "compensation_started",
         "run_interrupted",
@@ -39,6 +38,14 @@ DURABLE = frozenset(
 )
 
 
+_LEVELS = {  # of the log line of each kind of event; info for the others
+    "apply_started": "debug",
+    "attempt_failed": "warning",
+    "step_failed": "warning",
+    "compensation_failed": "error",
+    "run_halted": "error",
+    "run_interrupted": "warning",
+}
 _LOG_FIELDS = frozenset({"event", "step", "site", "run_id", "runbook", "level", "timestamp"})
 
 
@@ -59,6 +66,7 @@ class Task:
         self.step = step
         self.ended = False
         self.cancelled = False
+        self.deadline: float | None = None  # once the step started, on the run's clock
 
     def emit(self, kind: str, /, **data: object) -> None:
         """Journal an event of the step; MutedError once the run gave up on the task."""
@@ -91,11 +99,12 @@ class Recorder:
     def task(self, step: str) -> Task:
         return Task(self, step)
 
-    def emit(self, kind: str, step: str | None = None, /, **data: object) -> None:
-        """Journal an event; StoppedError when the run may not start anything more."""
+    def emit(self, kind: str, step: str | None = None, /, **data: object) -> Event | None:
+        """Journal an event (the written event when it is durable at once, else None);
+        StoppedError when the run may not start anything more."""
         if self.failure is not None:
             raise StoppedError
-        self._write(kind, step, data)
+        return self._write(kind, step, data)
 
     def give_up(self, task: Task, kind: str, **data: object) -> bool:
         """End a task on its worker's behalf (from the run loop) and mute the worker; False, with
@@ -115,11 +124,11 @@ class Recorder:
                 self.failure = error
                 self.log.error("run_stopping", reason=str(error))
 
-    def _write(self, kind: str, step: str | None, data: Mapping[str, object]) -> None:
+    def _write(self, kind: str, step: str | None, data: Mapping[str, object]) -> Event | None:
         payload = redact(data)
         if kind not in DURABLE:
             self.journal.post(self.keeper.lease, kind, step, payload, self._posted)
-            return
+            return None
         try:
             event = self.journal.append(self.keeper.lease, kind, step, payload)
         except (LeaseLostError, JournalWriteError) as exc:
@@ -128,6 +137,7 @@ class Recorder:
         self._written(event)
         if self.failure is not None:  # an event queued before this one could not be written
             raise StoppedError
+        return event
 
     def _posted(self, event: Event | None, error: BaseException | None) -> None:
         if error is not None:
@@ -140,6 +150,7 @@ class Recorder:
         step = self.steps.get(event.step) if event.step is not None else None
         site = step.site if step is not None else None
         data = {f"{k}_" if k in _LOG_FIELDS else k: v for k, v in event.data.items() if k != "before"}
-        self.log.info(event.kind, step=event.step, site=site, **data)
+        log = getattr(self.log, _LEVELS.get(event.kind, "info"))
+        log(event.kind, step=event.step, site=site, **data, **{PRE_REDACTED: True})
         if self.on_event is not None:
             self.on_event(event)

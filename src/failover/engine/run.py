@@ -11,7 +11,6 @@ the journal cannot be written. Every way out ends in a journaled state with the 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import threading
 from functools import partial
 from pathlib import Path
@@ -80,12 +79,8 @@ class Run:
         self.recorder = Recorder(journal, self.keeper, plan.steps_by_id, self.log, options.on_event)
         self.contexts = Contexts(plan, options, state_dir)
         self.wake = threading.Event()
-        self.deadlines: list[tuple[float, str]] = []  # heap: when running steps time out
-        self.deadline_of: dict[str, float] = {}  # the deadline of each running step
         self.lock = threading.Lock()
-        self.runner = StepRunner(
-            self.run_id, registry, self.recorder, self.contexts, options, self.keeper, self._watch
-        )
+        self.runner = StepRunner(self.run_id, registry, self.recorder, self.contexts, options, self.keeper)
 
     # --- start and end -------------------------------------------------------------------------
 
@@ -146,15 +141,25 @@ class Run:
             raise StoppedError from exc
         return RunState.replay(self.run_id, self.journal.events(self.run_id))
 
-    def _finish(self, status: str, code: int, message: str, failures: list[str] | None = None) -> RunResult:
-        self.recorder.emit(
-            "run_finished",
-            status=status,
-            exit_code=code,
-            message=message,
-            best_effort_failures=failures or [],
-        )
-        state = self._state()
+    def _finish(
+        self,
+        status: str,
+        code: int,
+        message: str,
+        failures: list[str] | None = None,
+        state: RunState | None = None,
+    ) -> RunResult:
+        """Journal how the run ended; ``state``: the run as replayed just now, if it was."""
+        state = state or self._state()
+        ending = {
+            "status": status,
+            "exit_code": code,
+            "message": message,
+            "best_effort_failures": failures or [],
+        }
+        event = self.recorder.emit("run_finished", **ending)
+        assert event is not None  # the run's end is durable before it is told
+        state.apply(event)
         return RunResult(self.run_id, state.status, state.exit_code or 0, state.message, state)
 
     def _succeeded(self) -> RunResult:
@@ -162,11 +167,12 @@ class Run:
         failed = [c for c, rec in state.checks.items() if not rec.ok and rec.best_effort]
         failed += [s.id for s in self.plan.steps if state.step(s.id).state == "failed"]
         if not failed:
-            return self._finish("succeeded", EXIT_OK, "every step succeeded")
+            return self._finish("succeeded", EXIT_OK, "every step succeeded", state=state)
         count = f"{len(failed)} best-effort failure{'s' if len(failed) != 1 else ''}"
         strict = " (--strict: exit 1)" if self.options.strict else ""
         code = EXIT_FAILED if self.options.strict else EXIT_OK
-        return self._finish("succeeded", code, f"succeeded with {count}: {', '.join(failed)}{strict}", failed)
+        message = f"succeeded with {count}: {', '.join(failed)}{strict}"
+        return self._finish("succeeded", code, message, failed, state)
 
     def _next(self, state: RunState) -> str:
         """The commands that take this run up again."""
@@ -247,37 +253,30 @@ class Run:
 
     # --- the steps -----------------------------------------------------------------------------
 
-    def _watch(self, step_id: str, deadline: float) -> None:
-        """A running step's deadline (told by its worker when the step starts)."""
-        with self.lock:
-            earliest = not self.deadlines or deadline < self.deadlines[0][0]
-            self.deadline_of[step_id] = deadline
-            heapq.heappush(self.deadlines, (deadline, step_id))
-        if earliest:
-            self.wake.set()
-
-    def _until_next_deadline(self) -> float:
-        """Seconds to wait before looking again (at most a tick, for interruptions)."""
-        with self.lock:
-            while self.deadlines and self.deadline_of.get(self.deadlines[0][1]) != self.deadlines[0][0]:
-                heapq.heappop(self.deadlines)  # that step ended, or started again
-            first = self.deadlines[0][0] if self.deadlines else None
-        wait = TICK_S if first is None else max(0.0, first - self.options.clock())
-        return min(wait, TICK_S)
-
-    def _late(self, running: dict[int, Task], steps: tuple[PlannedStep, ...]) -> list[tuple[int, str]]:
-        """Running steps the run stops waiting for now, and why (under self.lock)."""
+    def _late(self, running: dict[int, Task]) -> tuple[list[tuple[int, str]], float]:
+        """Running steps the run stops waiting for now, and why; and how long to wait before
+        looking again (at most a tick, for interruptions)."""
+        steps, now = self.plan.steps, self.options.clock()
         if self.interrupt.abandon:
             why = f"abandoned: interrupted twice ({self.interrupt.signal})"
-            return [(i, why) for i in running]
-        now, late = self.options.clock(), []
-        by_id = {steps[i].id: i for i in running}
-        while self.deadlines and self.deadlines[0][0] <= now:
-            deadline, step_id = heapq.heappop(self.deadlines)
-            if self.deadline_of.get(step_id) == deadline and step_id in by_id:
-                i = by_id[step_id]
+            return [(i, why) for i in running], TICK_S
+        late, wait = [], TICK_S
+        for i, task in running.items():
+            if task.deadline is None:
+                continue
+            if task.deadline <= now:
                 late.append((i, f"{timed_out(steps[i])}; the engine stopped waiting for it"))
-        return late
+            else:
+                wait = min(wait, task.deadline - now)
+        return late, wait
+
+    def _publish(self) -> None:
+        """Commit what is queued (steps that started, say), so that `failover status` sees a
+        step waiting on a hung read within a tick."""
+        try:
+            self.journal.flush_queued()
+        except JournalWriteError as exc:
+            self.recorder.fail(exc)
 
     def _limit_of(self, step: PlannedStep) -> int | None:
         provider, site = slot_of(step)
@@ -305,7 +304,6 @@ class Run:
             if i not in sched.running:
                 return  # the loop gave up on it first
             tasks.pop(i, None)
-            self.deadline_of.pop(steps[i].id, None)
             ok, why = outcome if outcome is not None else (False, "")
             sched.finished(i, ok)
             if not ok:
@@ -364,17 +362,19 @@ class Run:
             first = dispatch()
         if first is not None:
             workers.submit(partial(work, first))
+        wait = 0.0
         try:
             while True:
-                self.wake.wait(self._until_next_deadline())
+                self.wake.wait(wait)
                 self.wake.clear()
                 with self.lock:
                     if self.interrupt.requested or self.recorder.failure is not None:
                         sched.stop()
                     if sched.idle:
                         break
-                    late = self._late({i: tasks[i] for i in sched.running if i in tasks}, steps)
+                    late, wait = self._late({i: tasks[i] for i in sched.running if i in tasks})
                     held = {i: tasks[i] for i, _ in late}
+                self._publish()
                 for i, why in late:
                     if self._give_up(steps[i], held[i], why):
                         with self.lock:
