@@ -436,3 +436,34 @@ def test_actions_run_in_the_placement_the_plan_describes(tmp_path: Path) -> None
     assert result.ok
     seen = next(e for e in events(tmp_path, result.run_id) if e.kind == "check_passed")
     assert seen.data["observed"] == "us-west-2"
+
+
+def test_a_throttled_read_is_read_again_within_the_steps_retries(tmp_path: Path) -> None:
+    from failover.errors import TransientProviderError
+    from failover.providers.base import Provider, Registry
+    from failover.providers.sim import PROVIDER as SIM
+    from failover.providers.sim import SimStep
+
+    reads: list[int] = []
+
+    class Throttled(SimStep):
+        """A step whose first read is throttled."""
+
+        name = "test.throttled"
+
+        def read(self, ctx, params):  # type: ignore[no-untyped-def]
+            reads.append(1)
+            if len(reads) == 1:
+                raise TransientProviderError("Throttling: Rate exceeded")
+            return super().read(ctx, params)
+
+    registry = Registry([SIM, Provider("test", actions=(Throttled(),))])
+    plan = chain(1)
+    for retries, status in ((1, "succeeded"), (0, "rolled_back")):
+        reads.clear()
+        step = plan.steps[0]._replace(action="test.throttled", retries=retries)
+        result = execute(
+            dataclasses.replace(plan, steps=(step,)), tmp_path / str(retries), quick(), registry=registry
+        )
+        assert result.status == status
+        assert len(reads) == (2 if retries else 1)

@@ -248,4 +248,4 @@ def test_status_report_and_history_read_a_read_only_copy_of_the_state(tmp_path: 
         assert "succeeded" in runner.invoke(main, ["status", run_id, "--state", str(copy)]).output
         assert sorted(os.listdir(state)) == listing  # nothing was written or created
     finally:
-        subprocess.run(["umount", str(copy)], check=False)
+        subprocess.run(["umount", "-l", str(copy)], check=False)

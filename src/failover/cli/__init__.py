@@ -20,8 +20,8 @@ def entry() -> None:
     """The console script: ``main``, with Ctrl-C outside a run ending in exit 130, not 1."""
     try:
         code = main.main(standalone_mode=False)
-    except click.exceptions.Abort:  # Ctrl-C at a prompt of click's own, or before a run started
-        click.echo("\ninterrupted: nothing was started", err=True)
+    except click.exceptions.Abort:  # Ctrl-C outside a run (a run journals and reports its own)
+        click.echo("\ninterrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

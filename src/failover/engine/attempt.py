@@ -154,7 +154,10 @@ class StepRunner:
                         return True, ""
                     before = record.before
                 else:
-                    before = action.read(ctx, params)
+                    for attempt in retrying(step.retries + 1, ctx, self.options.sleep):
+                        with attempt:  # a throttled or timed-out read is read again, in time
+                            ctx.check_call()
+                            before = action.read(ctx, params)
         except (MutedError, StoppedError, LeaseLostError):
             raise
         except DeadlineError:

@@ -1,5 +1,5 @@
-"""Read-only questions, asked at once and each within its own timeout: preflight checks (of a
-run, or of ``failover check``) and the live reads of ``plan --sandbox``.
+"""Read-only questions, asked at once and each within its own timeout: a run's preflight, the
+readiness of ``failover check``, and the live reads of ``plan --sandbox``.
 
 A check that does not answer in time has failed; a best-effort one (on a source site that is
 down) is recorded as such and never holds the plan past its own timeout.
@@ -18,7 +18,10 @@ from pydantic import JsonValue
 
 from failover.engine.calls import TICK_S, Call
 from failover.engine.contexts import Contexts
+from failover.engine.interrupt import Interrupt
+from failover.engine.lease import LeaseKeeper
 from failover.engine.options import Options
+from failover.engine.recorder import Recorder
 from failover.engine.workers import Workers
 from failover.plan import Plan, PlannedCheck
 from failover.providers import default_registry
@@ -38,6 +41,47 @@ def ask(registry: Registry, make: Callable[[str | None], Context], check: Planne
             return impl.run(ctx, impl.parse(check.params))
     except Exception as exc:
         return CheckResult(False, None, f"{type(exc).__name__}: {exc}")
+
+
+def preflight(
+    plan: Plan,
+    options: Options,
+    registry: Registry,
+    recorder: Recorder,
+    contexts: Contexts,
+    keeper: LeaseKeeper,
+    interrupt: Interrupt,
+) -> list[str] | None:
+    """A run's preflight: every check at once, each within its timeout, each answer journaled.
+    What failed (and is not best-effort), or None when an interruption ended it; nothing is
+    changed either way."""
+    failed: list[str] = []
+    asked = []
+    for check in plan.preflight:
+        reason = options.skip_checks.get(check.id)
+        if check.skipped or reason is not None:
+            recorder.emit("check_skipped", check=check.id, reason=reason or check.skip_reason or "")
+        else:
+            asked.append(check)
+
+    def one(check: PlannedCheck, deadline: float) -> CheckResult:
+        def make(cloud: str | None) -> Context:
+            return contexts.make(keeper.run_id, check.id, check.site, cloud, deadline, keeper.check)
+
+        return ask(registry, make, check)
+
+    def answered(check: PlannedCheck, seen: CheckResult | None) -> None:
+        seen = seen or timed_out(check)
+        kind = "check_passed" if seen.ok else "check_failed"
+        recorder.emit(
+            kind, check=check.id, observed=seen.observed, message=seen.message, best_effort=check.best_effort
+        )
+        if not seen.ok and not check.best_effort:
+            failed.append(f"{check.id} at {check.site}: {seen.message} (observed {seen.observed!r})")
+
+    if not ask_all(asked, lambda c: c.timeout_s, one, options.clock, lambda: interrupt.requested, answered):
+        return None
+    return sorted(failed)
 
 
 def timed_out(check: PlannedCheck) -> CheckResult:

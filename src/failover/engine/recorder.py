@@ -153,4 +153,7 @@ class Recorder:
         log = getattr(self.log, _LEVELS.get(event.kind, "info"))
         log(event.kind, step=event.step, site=site, **data, **{PRE_REDACTED: True})
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:  # a live view that breaks must not break the run
+                self.log.exception("on_event_failed", kind=event.kind)
