@@ -16,6 +16,7 @@ import pexpect
 import pytest
 
 from failover.engine import resume
+from failover.errors import JournalError
 from failover.journal import Journal
 from failover.providers.sim import SimWorld
 from failover.state.events import Event, RunState
@@ -44,9 +45,10 @@ def write_plan(tmp_path: Path, text: str) -> Path:
 
 
 def journal_events(state: Path) -> list[Event]:
-    if not (state / "journal.sqlite").exists():
+    try:
+        journal = Journal(state, read_only=True)
+    except JournalError:  # not there yet, or being created
         return []
-    journal = Journal(state, read_only=True)
     return [e for run_id, *_ in journal.runs() for e in journal.events(run_id)]
 
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from failover.cli import main
 from failover.engine import Options, execute, resume
 from failover.engine.lease import LeaseKeeper
-from failover.errors import LeaseLostError
+from failover.errors import JournalError, LeaseLostError
 from failover.journal import JOURNAL_FILE, Journal
 from failover.providers.sim import SimWorld
 from failover.sqlstore import Store
@@ -34,6 +34,15 @@ def writable(state: Path, yes: bool) -> None:
     """Let the journal of ``state`` be written, or refuse every write as a read-only file system
     does: SQLite's ``query_only`` on this process's writing connection (the one the engine uses)."""
     Store(state / JOURNAL_FILE, "", "FULL")._writer().conn.execute(f"PRAGMA query_only = {int(not yes)}")
+
+
+def journaled(state: Path) -> list[Event]:
+    """Every event of the state's journal, as a reader sees it while a run writes it."""
+    try:
+        journal = Journal(state, read_only=True)
+    except JournalError:  # not there yet, or being created
+        return []
+    return [e for run_id, *_ in journal.runs() for e in journal.events(run_id)]
 
 
 def applied(state: Path) -> Counter[str]:
@@ -174,11 +183,7 @@ def test_a_full_disk_stops_the_run_and_resume_finishes_it_once_there_is_room(sma
         text=True,
     )
     until = time.monotonic() + 20
-    while not (state / "journal.sqlite").exists() or not any(
-        e.kind == "step_succeeded"
-        for r, *_ in Journal(state, read_only=True).runs()
-        for e in Journal(state, read_only=True).events(r)
-    ):
+    while not any(e.kind == "step_succeeded" for e in journaled(state)):
         assert time.monotonic() < until
         time.sleep(0.05)
     filler = fill(small_fs)

@@ -484,3 +484,43 @@ def test_an_action_whose_apply_waits_for_its_condition_is_not_verified_again(
     Counted.verified = 0
     assert execute(plan, tmp_path, quick(), registry=registry).ok
     assert Counted.verified == (0 if waits else 1)
+
+
+def test_a_step_retried_on_a_resume_that_died_is_still_compensated(tmp_path: Path) -> None:
+    from failover.engine.rollback import resources
+
+    plan = chain(3, fail_at=2)
+    halted = run(plan, tmp_path, on_failure="halt")
+    journal = Journal(tmp_path)
+    lease = journal.acquire(halted.run_id, resources(plan), 30, take_over=True)
+    journal.append(lease, "run_resumed", None, {"rollback": False})
+    journal.append(lease, "step_started", "s2.move", {"retry": True})  # then that process died
+    journal.release(lease)
+    state = RunState.replay(halted.run_id, journal.events(halted.run_id))
+    assert (state.step("s2.move").state, state.step("s2.move").has_snapshot) == ("started", True)
+    SimWorld(tmp_path).set(
+        "apply", "t2", "west", Context(halted.run_id, "s2.move", Placement("west"), tmp_path)
+    )
+    back = resume(halted.run_id, tmp_path, quick(), rollback=True)
+    assert back.status == "rolled_back"
+    assert SimWorld(tmp_path).values() == {"t0": None, "t1": None, "t2": None}  # its change too
+
+
+def test_resuming_an_interrupted_rollback_is_refused_over_a_later_run(tmp_path: Path, write_runbook) -> None:  # type: ignore[no-untyped-def]
+    from failover.engine import Interrupt
+    from failover.runbook import load_runbook
+
+    path = write_runbook(
+        'services:\n  a: {steps: [{id: x, action: sim.step, site: "${to}", with: {target: a}}]}\n'
+        '  b: {depends_on: [a], steps: [{id: y, action: sim.step, site: "${to}", with: {fail: true}}]}\n'
+    )
+    runbook = load_runbook(path)
+    halted = run(make_plan(runbook, from_="east", to="west"), tmp_path, on_failure="halt")
+    stop = Interrupt()
+    stop.request("SIGINT")
+    interrupted = resume(halted.run_id, tmp_path, quick(interrupt=stop), rollback=True)
+    assert (interrupted.status, interrupted.state.rollback_started) == ("interrupted", True)
+    later = make_plan(runbook, from_="west", to="east", scope=["a"])
+    assert run(later, tmp_path).ok
+    with pytest.raises(RefusedError, match="started after it, acted on"):
+        resume(halted.run_id, tmp_path, quick())  # not asked to roll back, but it would

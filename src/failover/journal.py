@@ -111,11 +111,19 @@ class Journal:
         self.store = Store(self.path, _SCHEMA, "FULL", read_only=read_only)
         try:
             if read_only:
-                self._check_version(self.store.read("SELECT value FROM meta WHERE key = 'schema'"))
+                self._check_version(self._read_meta())
             else:
                 self.store.run(self._check_schema)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
+
+    def _read_meta(self) -> list[tuple[object, ...]]:
+        try:
+            return self.store.read("SELECT value FROM meta WHERE key = 'schema'")
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise JournalError(f"{self.path}: no runs yet (the journal is being created)") from exc
+            raise
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
         rows = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()

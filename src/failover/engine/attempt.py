@@ -9,7 +9,6 @@ a resumer or a rollback knows the change may have happened), the outcome after.
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -100,8 +99,6 @@ class StepRunner:
         self.contexts = contexts
         self.options = options
         self.keeper = keeper
-        self.lock = threading.Lock()
-        self.applying: set[str] = set()  # steps whose change may be under way
 
     def run(self, step: PlannedStep, record: StepRecord, task: Task) -> Outcome:
         """Run one step to its end; MutedError or StoppedError when the run took it out of its hands."""
@@ -115,9 +112,6 @@ class StepRunner:
         except LeaseLostError as exc:
             self.recorder.fail(exc)
             raise StoppedError from exc
-
-    def in_doubt(self, step_id: str) -> bool:
-        return step_id in self.applying
 
     # --- the parts of a step -------------------------------------------------------------------
 
@@ -139,12 +133,15 @@ class StepRunner:
             self.keeper.check()
             if task.cancelled:
                 raise DeadlineError(f"{task.step}: the run gave up on it; no further cloud call is made")
+            if self.recorder.failure is not None:  # a journal write failed: nothing more goes out
+                raise StoppedError
 
         return check
 
     def _action(self, step: PlannedStep, record: StepRecord, task: Task) -> Outcome:
         action = self.registry.action(step.action)
         params = action.parse(step.params)
+        task.applying = record.has_snapshot  # a resumed step whose change may have happened
         ctx = self._begin(step, record, task, action.cloud, "read")
         try:
             with active(ctx):
@@ -161,18 +158,14 @@ class StepRunner:
         except (MutedError, StoppedError, LeaseLostError):
             raise
         except DeadlineError:
-            return self._failed(task, step, timed_out(step) + " while reading the current state", 0, False)
+            error = timed_out(step) + " while reading the current state"
+            return self._failed(task, step, error, record.attempts, record.has_snapshot)
         except Exception as exc:  # reading the state before the change failed: nothing changed
-            return self._failed(task, step, f"{type(exc).__name__}: {exc}", 0, record.has_snapshot)
+            error = f"{type(exc).__name__}: {exc}"
+            return self._failed(task, step, error, record.attempts, record.has_snapshot)
         self.keeper.check()
         task.emit("apply_started", before=before, attempt=record.attempts + 1)
-        with self.lock:
-            self.applying.add(step.id)
-        try:
-            return self._attempts(step, task, action, params, ctx, record.attempts)
-        finally:
-            with self.lock:
-                self.applying.discard(step.id)
+        return self._attempts(step, task, action, params, ctx, record.attempts)
 
     def _attempts(
         self, step: PlannedStep, task: Task, action: Any, params: Any, ctx: Context, before: int

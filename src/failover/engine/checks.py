@@ -21,8 +21,9 @@ from failover.engine.contexts import Contexts
 from failover.engine.interrupt import Interrupt
 from failover.engine.lease import LeaseKeeper
 from failover.engine.options import Options
-from failover.engine.recorder import Recorder
+from failover.engine.recorder import Recorder, StoppedError
 from failover.engine.workers import Workers
+from failover.errors import LeaseLostError
 from failover.plan import Plan, PlannedCheck
 from failover.providers import default_registry
 from failover.providers.base import CheckResult, Context, Registry, active
@@ -39,6 +40,8 @@ def ask(registry: Registry, make: Callable[[str | None], Context], check: Planne
         ctx = make(impl.cloud)
         with active(ctx):
             return impl.run(ctx, impl.parse(check.params))
+    except LeaseLostError:  # not the check's answer: the run may not go on
+        raise
     except Exception as exc:
         return CheckResult(False, None, f"{type(exc).__name__}: {exc}")
 
@@ -79,8 +82,14 @@ def preflight(
         if not seen.ok and not check.best_effort:
             failed.append(f"{check.id} at {check.site}: {seen.message} (observed {seen.observed!r})")
 
-    if not ask_all(asked, lambda c: c.timeout_s, one, options.clock, lambda: interrupt.requested, answered):
-        return None
+    try:
+        if not ask_all(
+            asked, lambda c: c.timeout_s, one, options.clock, lambda: interrupt.requested, answered
+        ):
+            return None
+    except LeaseLostError as exc:
+        recorder.fail(exc)
+        raise StoppedError from exc
     return sorted(failed)
 
 

@@ -34,7 +34,8 @@ class EngineFaultError(FailoverError):
     """The engine itself failed; the run stops as it would for a lost journal."""
 
 
-def _done(rec: StepRecord) -> bool:
+def done(rec: StepRecord) -> bool:
+    """Whether the steps after this one may go on: it succeeded, was skipped, or failed best-effort."""
     return rec.state in ("succeeded", "skipped") or (rec.state == "failed" and rec.best_effort)
 
 
@@ -59,7 +60,7 @@ class Forward:
         steps, state = self.plan.steps, self.state
         self.sched = Scheduler(
             steps,
-            done=lambda i: _done(state.step(steps[i].id)),
+            done=lambda i: done(state.step(steps[i].id)),
             needs_approval=lambda i: (
                 steps[i].approval and not steps[i].skipped and state.step(steps[i].id).approved_by is None
             ),
@@ -88,8 +89,9 @@ class Forward:
                 self._publish()
                 for i, task, why in late:
                     if self._give_up(self.plan.steps[i], task, why):
+                        outcome = None if why is None else (self.plan.steps[i].best_effort, why)
                         with self.lock:
-                            self._settle(i, (self.plan.steps[i].best_effort, why))
+                            self._settle(i, outcome)
                             more = self._dispatch()
                         if more is not None:
                             self.workers.submit(partial(self._work, more))
@@ -102,7 +104,8 @@ class Forward:
     # --- the workers (what runs under self.lock says so) --------------------------------------
 
     def _settle(self, i: int, outcome: Outcome | None) -> None:
-        """Record how step i ended (under self.lock); None: its worker was taken off it."""
+        """Record how step i ended (under self.lock); None: it ended without an outcome of its
+        own (the run is stopping, or the step was called off before it started)."""
         if i not in self.sched.running:
             return  # the watch gave up on it first
         self.tasks.pop(i, None)
@@ -157,16 +160,22 @@ class Forward:
             task = self.recorder.task(steps[i].id)
             with self.lock:
                 self.tasks[i] = task
-            outcome = self._step(steps[i], self.state.step(steps[i].id), task)
+            try:
+                outcome = self._step(steps[i], self.state.step(steps[i].id), task)
+            except MutedError:  # the watch gave up on it, and settles it
+                with self.lock:
+                    current = self._dispatch()
+                continue
             with self.lock:
                 self._settle(i, outcome)
                 current = self._dispatch()
 
     def _step(self, step: PlannedStep, record: StepRecord, task: Task) -> Outcome | None:
-        """A step's outcome; None when the run took it out of the worker's hands."""
+        """A step's outcome; None when the run is stopping; MutedError when the watch gave up
+        on it."""
         try:
             return self.runner.run(step, record, task)
-        except (MutedError, StoppedError):
+        except StoppedError:
             return None
         except Exception as exc:  # before it could start (an unknown action, bad parameters)
             self.log.error("step_not_run", step=step.id, error=f"{type(exc).__name__}: {exc}")
@@ -204,15 +213,19 @@ class Forward:
 
     # --- the watch -------------------------------------------------------------------------------
 
-    def _late(self) -> tuple[list[tuple[int, Task, str]], float]:
-        """Running steps the run stops waiting for now, and why; and how long to wait before
-        looking again (at most a tick, for interruptions). Under self.lock."""
+    def _late(self) -> tuple[list[tuple[int, Task, str | None]], float]:
+        """Running steps the run stops waiting for now, and why (None: it had not started, and
+        is called off quietly); and how long to wait before looking again (at most a tick, for
+        interruptions). Under self.lock."""
         steps, now = self.plan.steps, self.options.clock()
         running = {i: self.tasks[i] for i in self.sched.running if i in self.tasks}
         if self.interrupt.abandon:
             why = f"abandoned: interrupted twice ({self.interrupt.signal})"
-            return [(i, task, why) for i, task in running.items()], TICK_S
-        late, wait = [], TICK_S
+            return [
+                (i, task, why if task.deadline is not None else None) for i, task in running.items()
+            ], TICK_S
+        late: list[tuple[int, Task, str | None]] = []
+        wait = TICK_S
         for i, task in running.items():
             if task.deadline is None:
                 continue
@@ -222,14 +235,12 @@ class Forward:
                 wait = min(wait, task.deadline - now)
         return late, wait
 
-    def _give_up(self, step: PlannedStep, task: Task, why: str) -> bool:
-        """Journal a step the run stops waiting for; in doubt if its change was under way."""
-        doubt = self.runner.in_doubt(step.id)
-        error = why + ("; its change was under way and may still happen (in doubt)" if doubt else "")
-        extra = {"in_doubt": True} if doubt else {}
-        return self.recorder.give_up(
-            task, "step_failed", error=error, best_effort=step.best_effort, abandoned=True, **extra
-        )
+    def _give_up(self, step: PlannedStep, task: Task, why: str | None) -> bool:
+        """Journal a step the run stops waiting for (in doubt if its change was under way), or
+        call off one that had not started (nothing to journal)."""
+        if why is None:
+            return task.give_up(None)
+        return task.give_up("step_failed", why, best_effort=step.best_effort, abandoned=True)
 
     def _publish(self) -> None:
         """Commit what is queued (steps that started, say), so that `failover status` sees a

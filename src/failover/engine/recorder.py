@@ -64,17 +64,35 @@ class Task:
     def __init__(self, recorder: Recorder, step: str) -> None:
         self.recorder = recorder
         self.step = step
+        self.lock = threading.Lock()  # an event is checked and queued at once: the journal's order
         self.ended = False
         self.cancelled = False
         self.deadline: float | None = None  # once the step started, on the run's clock
+        self.applying = False  # its change may be under way (apply_started is journaled)
 
     def emit(self, kind: str, /, **data: object) -> None:
         """Journal an event of the step; MutedError once the run gave up on the task."""
-        with self.recorder.lock:
+        with self.lock:
             if self.cancelled or (kind in ENDING and self.ended):
                 raise MutedError(self.step)
             self.ended = self.ended or kind in ENDING
-        self.recorder.emit(kind, self.step, **data)
+            self.recorder.emit(kind, self.step, **data)
+            self.applying = self.applying or kind == "apply_started"
+
+    def give_up(self, kind: str | None, error: str = "", **data: object) -> bool:
+        """End the task on its worker's behalf and mute the worker, journaling ``kind`` with
+        ``error`` (nothing when None: a step that had not started); False, with nothing written,
+        when the worker had ended it already. A step whose change was under way is in doubt."""
+        with self.lock:
+            if self.ended:
+                return False
+            self.ended = self.cancelled = True
+            if kind is not None and self.recorder.failure is None:
+                if self.applying:
+                    error += "; its change was under way and may still happen (in doubt)"
+                    data["in_doubt"] = True
+                self.recorder.emit(kind, self.step, error=error, **data)
+            return True
 
 
 class Recorder:
@@ -105,17 +123,6 @@ class Recorder:
         if self.failure is not None:
             raise StoppedError
         return self._write(kind, step, data)
-
-    def give_up(self, task: Task, kind: str, **data: object) -> bool:
-        """End a task on its worker's behalf (from the run loop) and mute the worker; False, with
-        nothing written, when the worker had ended it already."""
-        with self.lock:
-            if task.ended:
-                return False
-            task.ended = task.cancelled = True
-        if self.failure is None:
-            self._write(kind, task.step, data)
-        return True
 
     def fail(self, error: FailoverError) -> None:
         """Nothing more may start, because of ``error`` (the first reason is kept)."""

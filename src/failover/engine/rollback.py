@@ -21,6 +21,7 @@ from failover.engine.interrupt import Interrupt
 from failover.engine.options import EXIT_FAILED, Options
 from failover.engine.recorder import MutedError, Recorder, StoppedError, Task
 from failover.engine.workers import Workers
+from failover.errors import LeaseLostError
 from failover.journal import Journal
 from failover.plan import Plan, PlannedStep
 from failover.providers.base import Registry, active
@@ -28,7 +29,7 @@ from failover.state.events import RunState, StepRecord
 
 Ending = tuple[str, int, str]
 """How the run ends: (status, exit code, message)."""
-NOT_APPLIED = frozenset({"pending", "awaiting_approval", "started", "skipped", "compensated"})
+TOLERATED = "tolerated"  # a best-effort step's compensation failed: the rollback goes on
 
 
 def resources(plan: Plan) -> tuple[str, ...]:
@@ -89,40 +90,49 @@ class Rollback:
     def run(self, state: RunState, done: str, code: int) -> Ending | None:
         """Compensate what needs it; the ending, or None when an interruption stopped it."""
         workers = Workers("failover-undo")
+        tolerated: list[str] = []  # best-effort steps whose compensation failed
         try:
             for step_id in self.plan.rollback:
                 if self.interrupt.requested:
                     return None
                 step, rec = self.plan.steps_by_id[step_id], state.step(step_id)
-                if rec.state in NOT_APPLIED or not rec.has_snapshot:
-                    continue
+                if not rec.has_snapshot or rec.state in ("skipped", "compensated"):
+                    continue  # its change never began, or is undone already
                 ended = self._one(workers, step, rec)
-                if ended is not None:
+                if isinstance(ended, tuple):
                     return ended
+                if ended == TOLERATED:
+                    tolerated.append(step_id)
         finally:
             workers.close()
+        if tolerated:
+            done += f"; best-effort steps not compensated (their site may be down): {', '.join(tolerated)}"
         return "rolled_back", code, done
 
-    def _one(self, workers: Workers, step: PlannedStep, rec: StepRecord) -> Ending | None:
+    def _one(self, workers: Workers, step: PlannedStep, rec: StepRecord) -> Ending | str | None:
+        """Compensate one step: None when done (or interrupted), TOLERATED when a best-effort
+        step's compensation failed, else the run's ending (halted)."""
         task = self.recorder.task(step.id)
         deadline = self.options.clock() + step.timeout_s
         call = Call(workers, lambda: self._compensate(step, rec, task, deadline))
         ended = call.wait(deadline, self.options.clock, lambda: self.interrupt.abandon)
         if ended == "done" and call.error is None:
             return None
-        if isinstance(call.error, StoppedError | MutedError):
+        if isinstance(call.error, LeaseLostError):
+            self.recorder.fail(call.error)
+        if isinstance(call.error, StoppedError | MutedError | LeaseLostError):
             raise StoppedError from call.error
         if ended == "done":
             error = f"{type(call.error).__name__}: {call.error}"
         else:
             why = "timed out" if ended == "timeout" else f"given up on ({self.interrupt.signal})"
             error = f"TimeoutError: {why} after {step.timeout_s:g}s; it may still take effect"
-        if not self.recorder.give_up(task, "compensation_failed", error=error, in_doubt=ended != "done"):
+        if not task.give_up("compensation_failed", error, in_doubt=ended != "done"):
             return None  # it ended just now, on its own
-        if step.best_effort:  # its site may be down: journaled, and the rollback goes on
-            return None
         if ended == "interrupted":
             return None
+        if step.best_effort:  # its site may be down: journaled, and the rollback goes on
+            return TOLERATED
         message = f"rollback halted: compensating {step.id} failed: {error}"
         self.recorder.emit("run_halted", reason=message, step=step.id)
         return "halted", EXIT_FAILED, message

@@ -17,7 +17,7 @@ import structlog
 from failover.engine.attempt import StepRunner
 from failover.engine.checks import preflight
 from failover.engine.contexts import Contexts
-from failover.engine.forward import Forward
+from failover.engine.forward import Forward, done
 from failover.engine.interrupt import Interrupt
 from failover.engine.lease import LeaseKeeper
 from failover.engine.options import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Options, RunResult
@@ -164,6 +164,11 @@ class Run:
 
     def _succeeded(self) -> RunResult:
         state = self._state()
+        undone = [s.id for s in self.plan.steps if not done(state.step(s.id))]
+        if undone:  # the forward pass says all went well, the journal does not: believe the journal
+            message = f"halted: steps not done: {', '.join(undone)}; {self._next(state)}"
+            self.recorder.emit("run_halted", reason=message)
+            return self._finish("halted", EXIT_FAILED, message, state=None)
         failed = [c for c, rec in state.checks.items() if not rec.ok and rec.best_effort]
         failed += [s.id for s in self.plan.steps if state.step(s.id).state == "failed"]
         if not failed:

@@ -8,6 +8,7 @@ real clouds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -18,7 +19,7 @@ from pathlib import Path
 from failover.engine.options import OnFailure, Options, RunResult
 from failover.engine.rollback import refusal, resources
 from failover.engine.run import Run, running_here
-from failover.errors import LeaseHeldError, PlanError, RefusedError
+from failover.errors import JournalWriteError, LeaseHeldError, PlanError, RefusedError
 from failover.journal import Journal, Lease, owner_is_dead_here, this_owner
 from failover.plan import Plan
 from failover.providers import default_registry
@@ -44,7 +45,12 @@ def execute(
         raise PlanError(f"--skip-check: no preflight check {unknown[0]!r} in this plan")
     run_id = run_id or _new_run_id()
     lease = journal.acquire(run_id, resources(plan), options.lease_ttl)
-    journal.create_run(run_id, plan)
+    try:
+        journal.create_run(run_id, plan)
+    except JournalWriteError:
+        with contextlib.suppress(JournalWriteError):  # else it expires by itself
+            journal.release(lease)
+        raise
     run = Run(plan, journal, lease, options, registry or default_registry(), Path(state_dir))
     return run.start()
 
@@ -68,7 +74,7 @@ def resume(
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     _refuse_outside_sandbox(run_id, state, options)
-    if rollback:
+    if rollback or state.rollback_started:  # a resumed rollback is a rollback too
         _refuse_rollback(journal, run_id, plan, state)
     if state.finished and state.status not in RESUMABLE and not (rollback and state.status == "succeeded"):
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
@@ -77,7 +83,7 @@ def resume(
         merged = replace(merged, on_failure=on_failure)
     lease = _take_over(journal, run_id, resources(plan), merged)
     state = RunState.replay(run_id, journal.events(run_id))  # as it is now that no one else holds it
-    if rollback:
+    if rollback or state.rollback_started:
         try:
             _refuse_rollback(journal, run_id, plan, state)
         except RefusedError:

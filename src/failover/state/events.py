@@ -39,8 +39,11 @@ STEP_MACHINE: Mapping[str, tuple[frozenset[str], str | None]] = {
     "attempt_failed": (frozenset({"applying"}), None),
     "step_succeeded": (frozenset({"started", "applying"}), "succeeded"),
     "step_failed": (frozenset({"started", "applying"}), "failed"),
-    "compensation_started": (frozenset({"succeeded", "applying", "failed", "compensating"}), "compensating"),
-    "compensation_failed": (frozenset({"succeeded", "applying", "failed", "compensating"}), None),
+    "compensation_started": (
+        frozenset({"succeeded", "started", "applying", "failed", "compensating"}),
+        "compensating",
+    ),
+    "compensation_failed": (frozenset({"succeeded", "started", "applying", "failed", "compensating"}), None),
     "step_compensated": (frozenset({"compensating"}), "compensated"),
 }
 RUN_EVENTS = frozenset(
