@@ -22,8 +22,16 @@ def plan_from(services_yaml: str, *, mode: str = "graceful", from_: str = "east"
     return make_plan(parse_runbook(text, "t.yaml"), from_=from_, to=to, mode=mode)  # type: ignore[arg-type]
 
 
-def chain(n: int, *, pivot_at: int | None = None, fail_at: int | None = None, extra: str = "") -> Plan:
-    """Services s0 <- s1 <- ... (each depends on the one before), one sim step each."""
+def chain(
+    n: int,
+    *,
+    pivot_at: int | None = None,
+    fail_at: int | None = None,
+    hang_at: int | None = None,
+    extra: str = "",
+) -> Plan:
+    """Services s0 <- s1 <- ... (each depends on the one before), one sim step each; the one at
+    ``fail_at`` fails, the one at ``hang_at`` outlasts its 200 ms timeout (its change under way)."""
     services: dict[str, object] = {}
     for i in range(n):
         step: dict[str, object] = {
@@ -36,6 +44,8 @@ def chain(n: int, *, pivot_at: int | None = None, fail_at: int | None = None, ex
             step["pivot"] = True
         if i == fail_at:
             step["with"] = {"target": f"t{i}", "fail": True}
+        if i == hang_at:
+            step.update(timeout="200ms", retries=0, **{"with": {"target": f"t{i}", "duration": "30s"}})
         services[f"s{i}"] = {"depends_on": [f"s{i - 1}"] if i else [], "steps": [step]}
     return plan_from(yaml.safe_dump({"services": services}) + extra)
 

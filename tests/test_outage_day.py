@@ -53,6 +53,14 @@ def ecs(step_id: str, service: str, site: str, extra: str = "") -> str:
     )
 
 
+def hung_step(hung: HungServer, timeout: str) -> Plan:
+    """One ECS step at the source site, whose endpoint never answers."""
+    step = ecs("stop", "a", "${from}", f", timeout: {timeout}, retries: 0")
+    return outage_plan(
+        aws_sites(hung.url, hung.url) + f"services:\n  a:\n    steps: [{step}]\n", mode="graceful"
+    )
+
+
 def outage_plan(text: str, mode: str = "ungraceful") -> Plan:
     return make_plan(parse_runbook(text, "outage.yaml"), from_="east", to="west", mode=mode)  # type: ignore[arg-type]
 
@@ -80,11 +88,7 @@ def moto() -> Iterator[str]:
 def test_a_step_at_a_hung_endpoint_costs_its_own_timeout_not_the_sdks(
     tmp_path: Path, hung: HungServer
 ) -> None:
-    plan = outage_plan(
-        aws_sites(hung.url, hung.url)
-        + f"services:\n  a:\n    steps: [{ecs('stop', 'a', '${from}', ', timeout: 2s, retries: 0')}]\n",
-        mode="graceful",
-    )
+    plan = hung_step(hung, "2s")
     started = time.monotonic()
     result = execute(plan, tmp_path, Options(overrides=SANDBOX_KEYS))
     assert time.monotonic() - started < 2 + 3  # botocore alone: 60 s x 3 attempts
@@ -117,11 +121,7 @@ def test_a_best_effort_check_at_a_hung_source_holds_preflight_only_its_timeout(
 def test_a_running_step_is_journaled_with_what_it_waits_on_before_its_first_call(
     tmp_path: Path, hung: HungServer
 ) -> None:
-    plan = outage_plan(
-        aws_sites(hung.url, hung.url)
-        + f"services:\n  a:\n    steps: [{ecs('stop', 'a', '${from}', ', timeout: 3s, retries: 0')}]\n",
-        mode="graceful",
-    )
+    plan = hung_step(hung, "3s")
     done = threading.Thread(target=execute, args=(plan, tmp_path, Options(overrides=SANDBOX_KEYS)))
     done.start()
     seen = None
@@ -204,24 +204,10 @@ def test_a_step_failing_at_any_position_ends_in_a_journaled_state(
     tmp_path: Path, position: int, how: str
 ) -> None:
     pivot = 2
-    services: dict[str, object] = {}
-    for i in range(5):
-        step: dict[str, object] = {
-            "id": "move",
-            "action": "sim.step",
-            "site": "${to}",
-            "with": {"target": f"t{i}"},
-        }
-        if i == pivot:
-            step["pivot"] = True
-        if i == position:
-            if how == "fails":
-                step["with"] = {"target": f"t{i}", "fail": True}
-            else:
-                step.update(timeout="200ms", retries=0)
-                step["with"] = {"target": f"t{i}", "duration": "30s"}
-        services[f"s{i}"] = {"depends_on": [f"s{i - 1}"] if i else [], "steps": [step]}
-    plan = plan_from(yaml.safe_dump({"services": services}))
+    if how == "fails":
+        plan = chain(5, pivot_at=pivot, fail_at=position)
+    else:
+        plan = chain(5, pivot_at=pivot, hang_at=position)
     result = execute(plan, tmp_path, Options(auto_approve=True))
     expected = "rolled_back" if position < pivot else "halted"
     assert (result.status, result.exit_code) == (expected, 1)

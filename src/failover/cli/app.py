@@ -11,7 +11,7 @@ import getpass
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -106,6 +106,11 @@ def scenario_options(func: F) -> F:
             help="ungraceful: the source site is down; its steps are skipped or best-effort.",
         ),
     ]
+    return stacked(func, decorators)
+
+
+def stacked(func: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
+    """``func`` with ``decorators`` applied as if written above it, in this order."""
     for decorator in reversed(decorators):
         func = decorator(func)
     return func

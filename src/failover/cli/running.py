@@ -29,6 +29,7 @@ from failover.cli.app import (
     metrics_target,
     runbook_arg,
     scenario_options,
+    stacked,
     state_dir_of,
     who,
 )
@@ -93,9 +94,7 @@ def run_options(func: F) -> F:
             help="Exit 1 when a best-effort check or step failed (the run still goes on past it).",
         ),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+    return stacked(func, decorators)
 
 
 def _options(
