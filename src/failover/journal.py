@@ -157,12 +157,16 @@ class Journal:
             plans.mkdir(mode=0o700, exist_ok=True)
             if not path.exists():
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(plan.to_json())
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, path)
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w", encoding="utf-8") as out:
+                        out.write(plan.to_json())
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.replace(tmp, path)
+                except OSError:
+                    tmp.unlink(missing_ok=True)  # a half-written copy (a full disk) is not left behind
+                    raise
         now = self.clock()
         with self._writing(f"the record of run {run_id}"):
             self.store.run(
