@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,3 +75,67 @@ def refused() -> Iterator[str]:
 
 settings.register_profile("failover", deadline=None, print_blob=True)
 settings.load_profile("failover")
+
+
+@dataclass
+class SharedState:
+    """A moto server (one request at a time) standing in for DynamoDB and STS, and the
+    environment a process needs to reach it."""
+
+    endpoint: str
+    env: dict[str, str]
+
+    def table(self) -> str:
+        """A new, initialised state table: its ``dynamodb://`` URL."""
+        url = f"dynamodb://failover-{uuid.uuid4().hex[:12]}?region=us-east-1"
+        done = subprocess.run(
+            [sys.executable, "-m", "failover.cli", "state", "init", url],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return url
+
+
+@pytest.fixture(scope="session")
+def shared_state_server() -> Iterator[SharedState]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.moto_serial"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "AWS_ENDPOINT_URL_STS": endpoint,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+        yield SharedState(endpoint, env)
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+@pytest.fixture
+def shared_state(shared_state_server: SharedState, monkeypatch: pytest.MonkeyPatch) -> SharedState:
+    """The shared-state server, with this process's environment pointing at it too."""
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in shared_state_server.env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    return shared_state_server

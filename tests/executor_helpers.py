@@ -9,17 +9,36 @@ from pathlib import Path
 import yaml
 
 from failover.engine import Options, RunResult, execute
-from failover.journal import Journal
 from failover.plan import Plan
 from failover.planner import make_plan
 from failover.runbook import parse_runbook
 from failover.state.events import Event
+from failover.state.local import DirectoryStore
 from tests.conftest import SITES
+
+FORWARD = """
+services:
+  db:
+    steps:
+      - {id: fence, action: sim.step, site: "${from}", with: {target: writes}}
+      - {id: promote, action: sim.step, site: "${to}", pivot: true, with: {target: writer}}
+  app:
+    depends_on: [db]
+    steps: [{id: scale, action: sim.step, site: "${to}", with: {target: app}}]
+  cache:
+    steps: [{id: warm, action: sim.step, site: "${to}", with: {target: cache}}]
+"""
+"""A pivot after a fence, a service that depends on it, and one that does not."""
 
 
 def plan_from(services_yaml: str, *, mode: str = "graceful", from_: str = "east", to: str = "west") -> Plan:
     text = SITES + textwrap.dedent(services_yaml)
     return make_plan(parse_runbook(text, "t.yaml"), from_=from_, to=to, mode=mode)  # type: ignore[arg-type]
+
+
+def tiny_plan() -> Plan:
+    """A plan of one simulated step (for tests of the store itself)."""
+    return plan_from('services: {a: {steps: [{id: x, action: sim.step, site: "${to}"}]}}\n')
 
 
 def chain(
@@ -81,7 +100,7 @@ def run(plan: Plan, state: Path, **kwargs: object) -> RunResult:
 
 
 def events(state: Path, run_id: str) -> list[Event]:
-    return Journal(state).events(run_id)
+    return DirectoryStore(state).events(run_id)
 
 
 def kinds(state: Path, run_id: str, step: str | None = None) -> list[str]:

@@ -12,12 +12,12 @@ import pytest
 
 from failover.engine import Options, execute
 from failover.errors import ProviderError, TransientProviderError
-from failover.journal import Journal
 from failover.providers import default_registry
 from failover.providers.aws import autoscaling, cloudwatch, ecs, elbv2, rds, route53
 from failover.providers.base import Permission, wait_until
 from failover.sandbox.aws import Builder
 from failover.sandbox.spec import AwsSandbox
+from failover.state.local import DirectoryStore
 from tests.aws_helpers import REGIONS, CountingClients, FailingClients, aws, context  # noqa: F401
 from tests.executor_helpers import plan_from
 
@@ -464,7 +464,9 @@ def test_the_executor_retries_a_throttled_step_and_does_not_retry_access_denied(
     throttled = FailingClients("Throttling", 400, operation="UpdateAutoScalingGroup", times=1)
     result = execute(plan, tmp_path / "a", Options(clients=throttled, sleep=slept.append))
     assert result.ok, result.message
-    succeeded = [e for e in Journal(tmp_path / "a").events(result.run_id) if e.kind == "step_succeeded"]
+    succeeded = [
+        e for e in DirectoryStore(tmp_path / "a").events(result.run_id) if e.kind == "step_succeeded"
+    ]
     assert succeeded[0].data["attempts"] == 2
     assert throttled.failed == ["UpdateAutoScalingGroup"] and slept  # backed off, then succeeded
 
@@ -475,7 +477,7 @@ def test_the_executor_retries_a_throttled_step_and_does_not_retry_access_denied(
     result = execute(plan, tmp_path / "b", Options(clients=denied, sleep=slept.append))
     assert result.exit_code == 1
     assert denied.failed == ["UpdateAutoScalingGroup"]  # once: a fatal error is not retried
-    failed = [e for e in Journal(tmp_path / "b").events(result.run_id) if e.kind == "step_failed"]
+    failed = [e for e in DirectoryStore(tmp_path / "b").events(result.run_id) if e.kind == "step_failed"]
     assert "AWS AccessDenied on Auto Scaling group checkout at west (us-west-2)" in str(
         failed[0].data["error"]
     )

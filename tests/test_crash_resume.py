@@ -11,25 +11,12 @@ from pathlib import Path
 import pytest
 
 from failover.engine import Options, execute, resume
-from failover.journal import Journal
 from failover.plan import Plan
 from failover.providers.sim import SimWorld
 from failover.state.events import RunState
+from failover.state.local import DirectoryStore
 from tests.conftest import ROOT
-from tests.executor_helpers import plan_from
-
-FORWARD = """
-services:
-  db:
-    steps:
-      - {id: fence, action: sim.step, site: "${from}", with: {target: writes}}
-      - {id: promote, action: sim.step, site: "${to}", pivot: true, with: {target: writer}}
-  app:
-    depends_on: [db]
-    steps: [{id: scale, action: sim.step, site: "${to}", with: {target: app}}]
-  cache:
-    steps: [{id: warm, action: sim.step, site: "${to}", with: {target: cache}}]
-"""
+from tests.executor_helpers import FORWARD, plan_from
 
 ROLLING_BACK = """
 services:
@@ -57,7 +44,7 @@ def outcome(state: Path) -> tuple[dict[str, object], Counter[tuple[str, str]]]:
 
 def reference(plan: Plan, state: Path) -> tuple[int, str, tuple[dict[str, object], Counter[tuple[str, str]]]]:
     result = execute(plan, state, quiet())
-    return len(Journal(state).events(result.run_id)), result.status, outcome(state)
+    return len(DirectoryStore(state).events(result.run_id)), result.status, outcome(state)
 
 
 @pytest.mark.parametrize("runbook", [FORWARD, ROLLING_BACK], ids=["forward", "rollback"])
@@ -80,8 +67,8 @@ def test_killed_at_every_event_and_resumed_ends_like_an_uninterrupted_run(
             check=False,
         )
         assert child.returncode == -9, child.stderr
-        (run_id, *_), *_ = Journal(state).runs()
+        (run_id, *_), *_ = DirectoryStore(state).runs()
         result = resume(run_id, state, quiet())
         assert result.status == status, f"killed after event {kill_after}: {result.message}"
         assert outcome(state) == expected, f"killed after event {kill_after}"
-        assert RunState.replay(run_id, Journal(state).events(run_id)).finished
+        assert RunState.replay(run_id, DirectoryStore(state).events(run_id)).finished

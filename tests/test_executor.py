@@ -17,6 +17,7 @@ from failover.errors import PlanError, RefusedError
 from failover.plan import Plan, PlannedStep
 from failover.providers.sim import SimWorld
 from failover.state.events import Event
+from failover.state.store import this_owner
 from tests.executor_helpers import chain, events, kinds, plan_from, quick, run
 
 
@@ -251,7 +252,7 @@ def test_approvals_by_flag_by_callback_and_denial(tmp_path: Path) -> None:
     assert by_callback.ok
     assert asked == ["s1.move"]
     granted = [e for e in events(tmp_path / "c", by_callback.run_id) if e.kind == "approval_granted"]
-    assert granted[0].data == {"by": "alice", "reason": "change 42"}
+    assert granted[0].data == {"by": "alice", "reason": "change 42", "owner": this_owner()}
 
 
 def test_no_answer_before_the_approval_timeout_is_a_denial(tmp_path: Path) -> None:
@@ -319,13 +320,13 @@ def test_per_provider_limits_hold_back_steps_of_a_busy_provider(tmp_path: Path) 
 def test_report_of_a_rolled_back_run_shows_the_failure_and_the_compensations(tmp_path: Path) -> None:
     from xml.etree import ElementTree as ET
 
-    from failover.journal import Journal
     from failover.report import render_report, report_data
     from failover.state.events import RunState
+    from failover.state.local import DirectoryStore
 
     plan = chain(3, fail_at=2)
     result = run(plan, tmp_path)
-    journal = Journal(tmp_path)
+    journal = DirectoryStore(tmp_path)
     data = report_data(
         plan, RunState.replay(result.run_id, journal.events(result.run_id)), journal.events(result.run_id)
     )
@@ -366,12 +367,12 @@ def test_a_step_whose_state_cannot_be_read_fails_cleanly_and_rolls_back(tmp_path
 
 
 def test_a_compensation_done_just_before_a_crash_is_not_done_again(tmp_path: Path) -> None:
-    from failover.journal import Journal
     from failover.providers.base import Context, Placement
+    from failover.state.local import DirectoryStore
 
     plan = chain(3, fail_at=2)
     halted = run(plan, tmp_path, on_failure="halt")
-    journal = Journal(tmp_path)
+    journal = DirectoryStore(tmp_path)
     resources = tuple(sorted(f"{plan.runbook.name}/{s.name}" for s in plan.services))
     lease = journal.acquire(halted.run_id, resources, 30, take_over=True)
     journal.append(lease, "run_resumed", None, {"rollback": True})

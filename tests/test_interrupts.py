@@ -17,9 +17,9 @@ import pytest
 
 from failover.engine import resume
 from failover.errors import JournalError
-from failover.journal import Journal
 from failover.providers.sim import SimWorld
 from failover.state.events import Event, RunState
+from failover.state.local import DirectoryStore
 from tests.conftest import ROOT
 from tests.executor_helpers import plan_from, quick
 
@@ -46,7 +46,7 @@ def write_plan(tmp_path: Path, text: str) -> Path:
 
 def journal_events(state: Path) -> list[Event]:
     try:
-        journal = Journal(state, read_only=True)
+        journal = DirectoryStore(state, read_only=True)
     except JournalError:  # not there yet, or being created
         return []
     return [e for run_id, *_ in journal.runs() for e in journal.events(run_id)]
@@ -74,8 +74,8 @@ def apply(plan: Path, state: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def replayed(state: Path) -> RunState:
-    run_id = Journal(state, read_only=True).runs()[0][0]
-    return RunState.replay(run_id, Journal(state, read_only=True).events(run_id))
+    run_id = DirectoryStore(state, read_only=True).runs()[0][0]
+    return RunState.replay(run_id, DirectoryStore(state, read_only=True).events(run_id))
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -141,7 +141,7 @@ def test_a_holder_stopped_past_its_lease_starts_nothing_once_it_wakes(tmp_path: 
     wait_for(state, started("a.x"))
     child.send_signal(signal.SIGSTOP)  # in flight: its change is 3 s away
     time.sleep(3)  # past its 2 s lease
-    run_id = Journal(state, read_only=True).runs()[0][0]
+    run_id = DirectoryStore(state, read_only=True).runs()[0][0]
     taken_over = resume(run_id, state, quick())  # verifies a.x (not done), applies it, goes on
     assert taken_over.status == "succeeded", taken_over.message
     child.send_signal(signal.SIGCONT)

@@ -22,10 +22,10 @@ from failover.cli import main
 from failover.engine import Options, execute, resume
 from failover.engine.lease import LeaseKeeper
 from failover.errors import JournalError, LeaseLostError
-from failover.journal import JOURNAL_FILE, Journal
 from failover.providers.sim import SimWorld
-from failover.sqlstore import Store
 from failover.state.events import RUN_EVENTS, STEP_MACHINE, Event
+from failover.state.local import JOURNAL_FILE, DirectoryStore
+from failover.state.sqlite import Store
 from tests.conftest import ROOT, SIM_SHOP
 from tests.executor_helpers import chain, events, plan_from, quick
 
@@ -39,7 +39,7 @@ def writable(state: Path, yes: bool) -> None:
 def journaled(state: Path) -> list[Event]:
     """Every event of the state's journal, as a reader sees it while a run writes it."""
     try:
-        journal = Journal(state, read_only=True)
+        journal = DirectoryStore(state, read_only=True)
     except JournalError:  # not there yet, or being created
         return []
     return [e for run_id, *_ in journal.runs() for e in journal.events(run_id)]
@@ -100,7 +100,7 @@ def freeze(state: Path, after: float, seconds: float) -> threading.Thread:
 
 
 def test_heartbeat_failures_are_retried_while_the_lease_holds_then_the_lease_is_lost(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+    journal = DirectoryStore(tmp_path)
     keeper = LeaseKeeper(journal, journal.acquire("run-a", ("t/a",), ttl=3), ttl=3)
     keeper.start()
     freeze(tmp_path, 0.2, 1.5).join()  # a renewal fails, and is tried again
@@ -193,7 +193,7 @@ def test_a_full_disk_stops_the_run_and_resume_finishes_it_once_there_is_room(sma
     assert "disk is full" in out
     filler.unlink()
     run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
-    written = {(e.kind, e.step) for e in Journal(state).events(run_id)}
+    written = {(e.kind, e.step) for e in DirectoryStore(state).events(run_id)}
     logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     told = {
         (d["event"], d.get("step"))

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from failover.errors import LeaseHeldError, LeaseLostError
-from failover.journal import Journal
 from failover.planner import make_plan
 from failover.runbook import parse_runbook
+from failover.state.local import DirectoryStore
 from tests.conftest import ROOT, SITES
+from tests.executor_helpers import tiny_plan
 
 
 def test_ten_processes_applying_overlapping_plans_one_runs_the_others_are_refused(tmp_path: Path) -> None:
@@ -60,8 +61,10 @@ def test_ten_processes_applying_overlapping_plans_one_runs_the_others_are_refuse
 
 def test_an_expired_holder_cannot_write_and_a_new_token_is_higher(tmp_path: Path) -> None:
     now = [1000.0]
-    journal = Journal(tmp_path, clock=lambda: now[0])
+    journal = DirectoryStore(tmp_path, clock=lambda: now[0])
     first = journal.acquire("run-a", ("shop/db",), ttl=30)
+    journal.create_run("run-a", tiny_plan())
+    journal.create_run("run-b", tiny_plan())
     journal.append(first, "step_started", "db.x")
     with pytest.raises(LeaseHeldError, match="locked by run run-a"):
         journal.acquire("run-b", ("shop/db", "shop/app"), ttl=30)
@@ -78,8 +81,9 @@ def test_an_expired_holder_cannot_write_and_a_new_token_is_higher(tmp_path: Path
 
 def test_heartbeat_keeps_a_lease_alive_and_release_frees_it(tmp_path: Path) -> None:
     now = [0.0]
-    journal = Journal(tmp_path, clock=lambda: now[0])
+    journal = DirectoryStore(tmp_path, clock=lambda: now[0])
     lease = journal.acquire("run-a", ("shop/db",), ttl=10)
+    journal.create_run("run-a", tiny_plan())
     for _ in range(5):
         now[0] += 8
         lease = journal.renew(lease, 10)
@@ -90,6 +94,6 @@ def test_heartbeat_keeps_a_lease_alive_and_release_frees_it(tmp_path: Path) -> N
 
 
 def test_disjoint_scopes_do_not_conflict(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+    journal = DirectoryStore(tmp_path)
     journal.acquire("run-a", ("shop/db",), ttl=30)
     journal.acquire("run-b", ("shop/search",), ttl=30)

@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from failover.cli import main
 from failover.engine import Options, RunResult, execute, resume, run_state
 from failover.errors import JournalError, RefusedError
-from failover.journal import Journal
 from failover.plan import Plan
 from failover.planner import make_plan
 from failover.providers.base import Check, CheckResult, Context, Params, Placement, Provider, Registry
@@ -31,6 +30,7 @@ from failover.report import render_report, report_data
 from failover.runbook import parse_runbook
 from failover.sandbox.aws import MotoSandbox
 from failover.state.events import Event, RunState
+from failover.state.local import DirectoryStore
 from tests.executor_helpers import FakeTime, chain, events, kinds, plan_from, quick, run
 from tests.servers import HungServer
 
@@ -128,7 +128,7 @@ def test_a_running_step_is_journaled_with_what_it_waits_on_before_its_first_call
     for _ in range(50):
         time.sleep(0.05)
         with contextlib.suppress(JournalError):  # not there yet, or being created
-            runs = Journal(tmp_path, read_only=True).runs()
+            runs = DirectoryStore(tmp_path, read_only=True).runs()
             seen = run_state(tmp_path, runs[0][0]).step("a.stop") if runs else None
             if seen is not None and seen.state == "started":
                 break
@@ -270,7 +270,7 @@ def test_a_run_held_by_a_live_process_is_not_rolled_back_or_resumed(tmp_path: Pa
     live = threading.Thread(target=lambda: result.append(execute(plan, tmp_path, options)))
     live.start()
     assert gate.wait(10)
-    run_id = Journal(tmp_path, read_only=True).runs()[0][0]
+    run_id = DirectoryStore(tmp_path, read_only=True).runs()[0][0]
     started = time.monotonic()
     for rollback in (True, False):
         with pytest.raises(
@@ -477,7 +477,7 @@ def test_a_step_retried_on_a_resume_that_died_is_still_compensated(tmp_path: Pat
 
     plan = chain(3, fail_at=2)
     halted = run(plan, tmp_path, on_failure="halt")
-    journal = Journal(tmp_path)
+    journal = DirectoryStore(tmp_path)
     lease = journal.acquire(halted.run_id, resources(plan), 30, take_over=True)
     journal.append(lease, "run_resumed", None, {"rollback": False})
     journal.append(lease, "step_started", "s2.move", {"retry": True})  # then that process died

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from failover.errors import LeaseLostError
-from failover.journal import Journal
-from failover.sqlstore import Store
 from failover.state.events import Event
+from failover.state.local import DirectoryStore
+from failover.state.sqlite import Store
+from tests.executor_helpers import tiny_plan
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS rows (n INTEGER NOT NULL);"
 
@@ -67,10 +68,12 @@ def test_events_of_a_lost_lease_are_refused_without_losing_others_committed_with
     tmp_path: Path,
 ) -> None:
     now = [1000.0]
-    journal = Journal(tmp_path, clock=lambda: now[0])
+    journal = DirectoryStore(tmp_path, clock=lambda: now[0])
     stale = journal.acquire("run-a", ("shop/db",), ttl=30)
     now[0] += 31
     live = journal.acquire("run-b", ("shop/db",), ttl=30)
+    for run_id in ("run-a", "run-b"):
+        journal.create_run(run_id, tiny_plan())
     outcomes: list[tuple[str, Event | None, BaseException | None]] = []
     for lease, kind in ((live, "one"), (stale, "late"), (live, "two")):
         journal.post(lease, kind, None, {}, lambda e, err, k=kind: outcomes.append((k, e, err)))
@@ -84,7 +87,7 @@ def test_events_of_a_lost_lease_are_refused_without_losing_others_committed_with
 
 def test_a_renewal_is_all_or_nothing(tmp_path: Path) -> None:
     now = [1000.0]
-    journal = Journal(tmp_path, clock=lambda: now[0])
+    journal = DirectoryStore(tmp_path, clock=lambda: now[0])
     lease = journal.acquire("run-a", ("shop/db", "shop/app"), ttl=30)
     now[0] += 31
     journal.acquire("run-b", ("shop/db",), ttl=30)  # takes one resource of the expired lease

@@ -9,25 +9,35 @@ from pathlib import Path
 from typing import Any
 
 from failover.durations import format_duration
-from failover.journal import JOURNAL_FILE, Journal
 from failover.report import report_data
+from failover.state import DEFAULT_STATE, is_remote, open_store
 from failover.state.events import Event, RunState
+from failover.state.local import JOURNAL_FILE
+from failover.state.store import StateStore
 
 HISTORY_VERSION = 1
 
 
-def journals(state_dir: Path, sandbox: bool) -> list[Journal]:
-    """The journal of ``state_dir``, or (``sandbox``) those of its sandbox drills, one per drill."""
+def journals(state: str, sandbox: bool) -> list[StateStore]:
+    """The store ``state`` names, or (``sandbox``) the local stores of its sandbox drills, one per
+    drill (a sandbox drill always keeps its state in a directory: ``.failover/sandbox`` when the
+    state is remote)."""
     if not sandbox:
-        if state_dir.is_dir() and not (state_dir / JOURNAL_FILE).exists():
+        if not is_remote(state) and Path(state).is_dir() and not (Path(state) / JOURNAL_FILE).exists():
             return []  # a state directory with no run in it yet
-        return [Journal(state_dir, read_only=True)]
-    root = state_dir / "sandbox"
+        return [open_store(state, read_only=True)]
+    root = sandbox_root(state)
     drills = sorted(d for d in root.iterdir() if (d / JOURNAL_FILE).is_file()) if root.is_dir() else []
-    return [Journal(d, read_only=True) for d in drills]
+    return [open_store(d, read_only=True) for d in drills]
 
 
-def history(runbook: str, sources: Iterable[Journal]) -> dict[str, Any]:
+def sandbox_root(state: str) -> Path:
+    """Where sandbox drills keep their state: under the state directory, or under ``.failover``
+    when the state is remote."""
+    return Path(DEFAULT_STATE if is_remote(state) else state) / "sandbox"
+
+
+def history(runbook: str, sources: Iterable[StateStore]) -> dict[str, Any]:
     """Every finished run of ``runbook`` in ``sources``, oldest first, with per service figures."""
     runs: list[dict[str, Any]] = []
     for journal in sources:

@@ -88,6 +88,7 @@ class PlannedStep(NamedTuple):
     follows_pivot: str | None = None
     permissions: tuple[PermissionDoc, ...] = ()
     interval_s: float | None = None  # verify checks: how often to ask again until timeout_s
+    resources: tuple[str, ...] = ()  # actions: the cloud resources it changes, by identity
 
 
 class ServiceSummary(NamedTuple):
@@ -119,6 +120,7 @@ class RunbookRef:
     name: str
     sha256: str
     path: str | None = None
+    state: str | None = None  # the shared state the runbook declares
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,9 @@ class _Planner:
             if name in used
         )
         return Plan(
-            runbook=RunbookRef(name=runbook.name, sha256=runbook.sha256, path=runbook.path),
+            runbook=RunbookRef(
+                name=runbook.name, sha256=runbook.sha256, path=runbook.path, state=runbook.state
+            ),
             scenario=scenario,
             preflight=tuple(preflight),
             steps=tuple(steps),
@@ -270,6 +272,7 @@ class _Planner:
             skip_reason=reason,
             follows_pivot=self._after_pivot(step_id, spec.pivot and not skipped, after),
             permissions=_permissions(action.permissions(parsed, where)),
+            resources=action.resources(parsed, where),
         )
 
     def _verify(self, planned: PlannedCheck, after: tuple[str, ...], interval: float) -> PlannedStep:

@@ -8,14 +8,28 @@ from collections import defaultdict
 from pydantic import JsonValue
 
 from failover.plan import Plan
+from failover.state import dynamodb_target, is_remote
 
 IAM_VERSION = "2012-10-17"
+STATE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
+"""What a run does to a DynamoDB state table (``state init`` also needs CreateTable and
+UpdateContinuousBackups; STS GetCallerIdentity needs no permission)."""
 
 
-def iam_policy(plan: Plan, site: str | None = None) -> dict[str, JsonValue]:
+def iam_policy(plan: Plan, site: str | None = None, state: str | None = None) -> dict[str, JsonValue]:
     """An IAM policy document allowing exactly the AWS permissions of the plan's steps and
     checks (those that run; at ``site`` only, if given): one statement per set of resources
-    shared by the same actions, resources as narrow as the steps' parameters allowed."""
+    shared by the same actions, resources as narrow as the steps' parameters allowed; and, for
+    a DynamoDB ``state`` (given, or the runbook's), what runs do to its table, in any of its
+    regions (a global table's replicas)."""
     resources: dict[str, set[str]] = defaultdict(set)  # IAM action -> resources
     for permission in plan.permissions("aws", site):
         resources[permission.action].add(permission.resource)
@@ -30,6 +44,17 @@ def iam_policy(plan: Plan, site: str | None = None) -> dict[str, JsonValue]:
                 "Effect": "Allow",
                 "Action": [*sorted(actions)],
                 "Resource": where[0] if len(where) == 1 else [*where],
+            }
+        )
+    state = state or plan.runbook.state
+    if state is not None and is_remote(state):
+        table = dynamodb_target(state)[0]
+        statements.append(
+            {
+                "Sid": "FailoverState",
+                "Effect": "Allow",
+                "Action": [*STATE_ACTIONS],
+                "Resource": f"arn:aws:dynamodb:*:*:table/{table}",
             }
         )
     return {"Version": IAM_VERSION, "Statement": statements}

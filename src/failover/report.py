@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 from failover.durations import format_duration
 from failover.plan import Plan
 from failover.redact import redact
+from failover.state.chain import GENESIS
 from failover.state.events import Event, RunState
 
 ReportFormat = Literal["markdown", "json", "junit"]
@@ -110,6 +111,7 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
         "rollback": [s["id"] for s in steps if s["compensated"]],
         "best_effort_failures": list(state.best_effort_failures),
         "sandbox": state.sandbox,
+        "journal": {"events": len(events), "head": events[-1].hash if events else GENESIS},
     }
 
 
@@ -144,7 +146,8 @@ def _markdown(d: dict[str, Any]) -> str:
         f"- started {d['started_at']}, finished {d['finished_at']}",
         f"- RTO measured {_dur(d['rto']['measured_s'])}, predicted {_dur(d['rto']['predicted_s'])}, "
         f"target {_dur(d['rto']['target_s'])}",
-        f"- plan fingerprint `{d['fingerprint']}`",
+        f"- plan fingerprint `{d['fingerprint']}`; journal: {d['journal']['events']} events, chain "
+        f"head `{d['journal']['head']}` (`failover audit {d['run_id']} --head {d['journal']['head']}`)",
         *(
             [
                 f"- **{len(d['best_effort_failures'])} best-effort failures** (the run went on past them): "
@@ -255,6 +258,14 @@ def _junit(d: dict[str, Any]) -> str:
         skipped=str(sum(1 for c in cases if c.find("skipped") is not None)),
         time=str(d["rto"]["measured_s"] or 0),
     )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("run_id", d["run_id"]),
+        ("plan_fingerprint", d["fingerprint"]),
+        ("journal_events", str(d["journal"]["events"])),
+        ("journal_head", d["journal"]["head"]),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
     suite.extend(cases)
     root = ET.Element("testsuites")
     root.append(suite)

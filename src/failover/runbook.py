@@ -170,6 +170,12 @@ class _Header(_Model):
         "or rollback (undo the failover's own steps: active-active runbooks that only move traffic).",
     )
     sandbox: Sandbox | None = Field(None, description="Resources a --sandbox drill creates first.")
+    state: str | None = Field(
+        None,
+        pattern=r"^dynamodb://[A-Za-z0-9_.-]{3,255}\?region=[a-z]{2}(-[a-z]+)+-[0-9]+$",
+        description="The shared state every run of this runbook uses (dynamodb://TABLE?region=REGION), "
+        "so everyone who runs it shares one lock and one journal without a flag.",
+    )
 
 
 class Runbook(_Header):
@@ -209,7 +215,9 @@ class Runbook(_Header):
         """Where an action of ``cloud`` (aws, gcp or None for anywhere) runs at ``site``."""
         spec = self.sites[site]
         if cloud == "aws" and spec.aws is not None:
-            return Placement(site=site, cloud="aws", region=spec.aws.region)
+            arn = (spec.aws.role_arn or "").split(":")
+            account = arn[4] if len(arn) > 4 and arn[4] else None
+            return Placement(site=site, cloud="aws", region=spec.aws.region, account=account)
         if cloud == "gcp" and spec.gcp is not None:
             return Placement(site=site, cloud="gcp", region=spec.gcp.region, project=spec.gcp.project)
         return Placement(site=site, cloud=cloud)

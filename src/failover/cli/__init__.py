@@ -1,7 +1,7 @@
 """The ``failover`` command: parses arguments, calls the library, prints. Nothing else.
 
 ``app`` holds the group and what every command shares; ``planning``, ``running`` and ``reading``
-hold the commands that plan, run and read runs back.
+hold the commands that plan, run and read runs back; ``state`` those on the state itself.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 
 import click
 
-from failover.cli import planning, reading, running
+from failover.cli import planning, reading, running, state
 from failover.cli.app import main
 
-COMMANDS = (planning, reading, running)  # imported for the commands they add to ``main``
+COMMANDS = (planning, reading, running, state)  # imported for the commands they add to ``main``
 
 
 def entry() -> None:

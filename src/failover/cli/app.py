@@ -31,6 +31,7 @@ from failover.errors import (
 )
 from failover.metrics import MetricsError, check_writable
 from failover.plan import Plan
+from failover.state import state_spec
 
 EXIT_BAD_INPUT = 2  # the engine's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3, 130, 143
 
@@ -122,8 +123,19 @@ def main() -> None:
     """Plan and run ordered regional failover of critical services across AWS and GCP."""
 
 
-def state_dir_of(value: Path | None) -> Path:
-    return value or Path(os.environ.get("FAILOVER_STATE", ".failover"))
+STATE_HELP = (
+    "Where runs are kept: a directory or dynamodb://TABLE?region=REGION "
+    "(default: $FAILOVER_STATE, else the runbook's state:, else .failover)."
+)
+
+
+def state_opt(func: F) -> F:
+    return click.option("--state", metavar="DIR|URL", help=STATE_HELP)(func)
+
+
+def state_of(value: str | None, declared: str | None = None) -> str:
+    """The state a command uses (see STATE_HELP)."""
+    return state_spec(value, declared)
 
 
 def metrics_opt(func: F) -> F:

@@ -113,6 +113,11 @@ def graph(runbook: Path, fmt: str, impact: str | None, output: Path | None) -> N
     type=click.Choice(["aws", "gcp"]),
     help="aws: an IAM policy; gcp: a custom role definition. Needed when the plan acts in both.",
 )
+@click.option(
+    "--state",
+    metavar="URL",
+    help="Also what runs do to this DynamoDB state table (default: the runbook's state:).",
+)
 @output_opt
 @handle_errors
 def iam_policy_command(
@@ -123,6 +128,7 @@ def iam_policy_command(
     mode: str,
     site: str | None,
     cloud: str | None,
+    state: str | None,
     output: Path | None,
 ) -> None:
     """Print what a plan needs (JSON): the IAM policy of its AWS permissions, or the custom role
@@ -146,7 +152,7 @@ def iam_policy_command(
                 "the plan needs permissions in aws and gcp: give --cloud aws or --cloud gcp"
             )
         cloud = needed[0] if needed else "aws"
-    document = iam_policy(planned, site) if cloud == "aws" else gcp_role(planned, site)
+    document = iam_policy(planned, site, state) if cloud == "aws" else gcp_role(planned, site)
     emit(json.dumps(document, indent=2) + "\n", output)
 
 

@@ -23,12 +23,13 @@ from failover.cli.app import (
     output_opt,
     runbook_arg,
     scenario_options,
-    state_dir_of,
+    state_of,
+    state_opt,
 )
 from failover.engine import EXIT_REFUSED, Options, Readiness, readiness, run_ids, run_state
+from failover.engine.rollback import resources
 from failover.history import history as runbook_history
 from failover.history import journals, render_history
-from failover.journal import Journal
 from failover.metrics import readiness_metrics
 from failover.metrics import write as write_metrics
 from failover.plan import Plan, Scenario
@@ -37,7 +38,9 @@ from failover.redact import redact
 from failover.report import REPORT_FORMATS, render_report, report_data
 from failover.runbook import load_runbook
 from failover.sandbox import Sandbox
+from failover.state import open_store
 from failover.state.events import RunState
+from failover.state.store import stamp
 
 
 @main.command()
@@ -138,32 +141,34 @@ def _readiness_text(planned: Plan, results: list[Readiness], ready: bool) -> str
 
 @main.command()
 @runbook_arg
-@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@state_opt
 @click.option("--sandbox", is_flag=True, help="The sandbox drills' runs (under STATE/sandbox) instead.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
-def history(runbook: Path, state: Path | None, sandbox: bool, fmt: str) -> None:
+def history(runbook: Path, state: str | None, sandbox: bool, fmt: str) -> None:
     """Past runs of RUNBOOK from the journal: measured RTO per service and overall, predicted
     against measured, and the trend from drill to drill."""
-    name = load_runbook(runbook).name
-    data = runbook_history(name, journals(state_dir_of(state), sandbox))
+    rb = load_runbook(runbook)
+    data = runbook_history(rb.name, journals(state_of(state, rb.state), sandbox))
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_history(data), nl=fmt == "json")
 
 
 @main.command()
 @click.argument("run_id", required=False)
-@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@state_opt
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
-def status(run_id: str | None, state: Path | None, fmt: str) -> None:
+def status(run_id: str | None, state: str | None, fmt: str) -> None:
     """Show a run (default: the latest) as its journal tells it, or say there is none."""
-    state_dir = state_dir_of(state)
-    ids = run_ids(state_dir)
+    store = open_store(state_of(state), read_only=True)
     if run_id is None:
+        ids = run_ids(store)
         if not ids:
-            fail(f"no runs in {state_dir}", EXIT_BAD_INPUT)
+            fail(f"no runs in {store.url}", EXIT_BAD_INPUT)
         run_id = ids[-1]
-    current = run_state(state_dir, run_id)
+    current = run_state(store, run_id)
+    holder = None if current.finished else store.holder(resources(store.run_plan(run_id)))
+    held = None if holder is None or holder.run_id != run_id else holder
     now = time.time()
     waiting = {
         sid: {"on": rec.waiting_on, "for_s": round(now - rec.since, 1) if rec.since else None}
@@ -182,6 +187,7 @@ def status(run_id: str | None, state: Path | None, fmt: str) -> None:
             "steps": {sid: rec.state for sid, rec in current.steps.items()},
             "waiting": waiting,
             "in_doubt": [sid for sid, rec in current.steps.items() if rec.in_doubt],
+            "held_by": None if held is None else held._asdict(),
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -190,6 +196,9 @@ def status(run_id: str | None, state: Path | None, fmt: str) -> None:
     click.echo(f"run {run_id}: {current.status}" + (f" ({', '.join(labels)})" if labels else ""))
     if current.message:
         click.echo(f"  {current.message}")
+    if held is not None:
+        by = f" as {held.caller}" if held.caller else ""
+        click.echo(f"  held by {held.owner}{by} since {stamp(held.since)}, lease until {stamp(held.until)}")
     for sid, rec in current.steps.items():
         note = f"  {rec.error}" if rec.error and rec.state == "failed" else ""
         note += "  (in doubt: its change may have happened)" if rec.in_doubt else ""
@@ -200,14 +209,13 @@ def status(run_id: str | None, state: Path | None, fmt: str) -> None:
 
 @main.command()
 @click.argument("run_id")
-@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@state_opt
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="markdown", show_default=True)
 @output_opt
 @handle_errors
-def report(run_id: str, state: Path | None, fmt: str, output: Path | None) -> None:
+def report(run_id: str, state: str | None, fmt: str, output: Path | None) -> None:
     """Report on RUN_ID: measured RTO per service, timeline, failures, approvals, rollback."""
-    state_dir = state_dir_of(state)
-    journal = Journal(state_dir, read_only=True)
+    journal = open_store(state_of(state), read_only=True)
     plan = journal.run_plan(run_id)
     events = journal.events(run_id)
     data = report_data(plan, RunState.replay(run_id, events), events)

@@ -20,6 +20,7 @@ import click
 from click.core import ParameterSource
 
 from failover.cli.app import (
+    STATE_HELP,
     F,
     emit,
     handle_errors,
@@ -30,11 +31,12 @@ from failover.cli.app import (
     runbook_arg,
     scenario_options,
     stacked,
-    state_dir_of,
+    state_of,
+    state_opt,
     who,
 )
 from failover.engine import Interrupt, Options, RunResult, execute, resume
-from failover.journal import Journal
+from failover.history import sandbox_root
 from failover.logs import configure as configure_logging
 from failover.metrics import run_metrics
 from failover.metrics import write as write_metrics
@@ -44,7 +46,9 @@ from failover.progress import LiveProgress
 from failover.report import render_report, report_data
 from failover.runbook import load_runbook
 from failover.sandbox import Sandbox
+from failover.state import open_store
 from failover.state.events import RESUMABLE
+from failover.state.store import StateStore
 from failover.terminal import TerminalApprover
 
 
@@ -73,10 +77,12 @@ def run_options(func: F) -> F:
             help="Skip this preflight check (repeatable; needs --reason).",
         ),
         click.option("--reason", help="Why the checks given with --skip-check are skipped (journaled)."),
+        click.option("--state", metavar="DIR|URL", help=STATE_HELP),
         click.option(
-            "--state",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="State directory (default: $FAILOVER_STATE or .failover).",
+            "--override-state",
+            "override_state",
+            metavar="REASON",
+            help="Run with other state than the runbook's state: says, for this reason (journaled).",
         ),
         click.option(
             "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -106,6 +112,7 @@ def _options(
     reason: str | None,
     sim_speed: float = 1.0,
     strict: bool = False,
+    override_state: str | None = None,
 ) -> Options:
     if skip_check and not reason:
         raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
@@ -118,10 +125,11 @@ def _options(
         who=who(),
         sim_speed=sim_speed,
         strict=strict,
+        state_override=override_state,
     )
 
 
-def _print_result(result: RunResult, fmt: str, state_dir: Path) -> None:
+def _print_result(result: RunResult, fmt: str, state: str) -> None:
     if fmt == "json":
         doc = {
             "run_id": result.run_id,
@@ -133,8 +141,8 @@ def _print_result(result: RunResult, fmt: str, state_dir: Path) -> None:
         click.echo(json.dumps(doc))
         return
     click.echo(f"run {result.run_id}: {result.status}: {result.message}")
-    if result.status in RESUMABLE and state_dir != state_dir_of(None) and not result.state.sandbox:
-        click.echo(f"  (its state is in {state_dir}: give those commands --state {state_dir})")
+    if result.status in RESUMABLE and state != state_of(None) and not result.state.sandbox:
+        click.echo(f"  (its state is in {state}: give those commands --state {state})")
 
 
 @contextlib.contextmanager
@@ -187,15 +195,15 @@ def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) ->
 @run_options
 @metrics_opt
 @handle_errors
-def apply(plan_file: Path, state: Path | None, fmt: str, metrics_file: Path | None, **kwargs: Any) -> None:
+def apply(plan_file: Path, state: str | None, fmt: str, metrics_file: Path | None, **kwargs: Any) -> None:
     """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
     metrics = metrics_target(metrics_file)
     planned = load_plan(plan_file)
-    state_dir = state_dir_of(state)
-    result = _run(planned, _options(**kwargs), lambda options: execute(planned, state_dir, options))
-    _print_result(result, fmt, state_dir)
+    store = open_store(state_of(state, planned.runbook.state))
+    result = _run(planned, _options(**kwargs), lambda options: execute(planned, store, options))
+    _print_result(result, fmt, store.url)
     if metrics is not None:
-        write_metrics(run_metrics([_report(planned, state_dir, result)]), metrics)
+        write_metrics(run_metrics([_report(planned, store, result)]), metrics)
     sys.exit(result.exit_code)
 
 
@@ -212,8 +220,8 @@ def _fresh(path: Path) -> Path:
             found = path.with_name(f"{path.name}-{n}")
 
 
-def _report(planned: Plan, state_dir: Path, result: RunResult) -> dict[str, Any]:
-    return report_data(planned, result.state, Journal(state_dir).events(result.run_id))
+def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, Any]:
+    return report_data(planned, result.state, store.events(result.run_id))
 
 
 @main.command()
@@ -255,7 +263,7 @@ def drill(
     failback: bool,
     failback_mode: str,
     report_file: Path | None,
-    state: Path | None,
+    state: str | None,
     fmt: str,
     sandbox: bool,
     metrics_file: Path | None,
@@ -270,7 +278,7 @@ def drill(
     back = scenario.reverse().model_copy(update={"mode": failback_mode})
     legs = [make_plan(rb, leg) for leg in ([scenario, back] if both else [scenario])]
     options = _options(**kwargs)
-    state_dir = state_dir_of(state)
+    spec = state_of(state, None if sandbox else rb.state)  # a sandbox never uses the runbook's
     reports: list[str] = []
     datas: list[dict[str, Any]] = []
     undone: list[dict[str, Any]] = []
@@ -279,12 +287,13 @@ def drill(
         if box is not None:
             options = replace(options, overrides=box.overrides(), sandbox=box.describe())
             if state is None:  # a fresh world each time: its runs are not the real ones
-                state_dir = _fresh(state_dir / "sandbox" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-            click.echo(f"sandbox: {box.describe()}; state in {state_dir}", err=True)
+                spec = str(_fresh(sandbox_root(spec) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+            click.echo(f"sandbox: {box.describe()}; state in {spec}", err=True)
+        store = open_store(spec)
         for planned in legs:
-            result = _run(planned, options, partial(execute, planned, state_dir))
-            _print_result(result, fmt, state_dir)
-            datas.append(_report(planned, state_dir, result))
+            result = _run(planned, options, partial(execute, planned, store))
+            _print_result(result, fmt, store.url)
+            datas.append(_report(planned, store, result))
             reports.append(render_report(datas[-1], "markdown"))
             if not result.ok:
                 break
@@ -293,9 +302,9 @@ def drill(
                 f"failback: undoing run {result.run_id} (the runbook says failback: rollback)", err=True
             )
             run_id = result.run_id
-            result = _run(legs[0], options, lambda opts: resume(run_id, state_dir, opts, rollback=True))
-            _print_result(result, fmt, state_dir)
-            undone.append(_report(legs[0], state_dir, result))
+            result = _run(legs[0], options, lambda opts: resume(run_id, store, opts, rollback=True))
+            _print_result(result, fmt, store.url)
+            undone.append(_report(legs[0], store, result))
             reports.append(render_report(undone[-1], "markdown"))
         if box is not None and failback and result.ok:
             click.echo(f"sandbox: {box.compare_with_start()}", err=True)
@@ -310,31 +319,31 @@ def drill(
 @click.argument("run_id")
 @run_options
 @handle_errors
-def resume_cmd(run_id: str, state: Path | None, fmt: str, **kwargs: Any) -> None:
+def resume_cmd(run_id: str, state: str | None, fmt: str, **kwargs: Any) -> None:
     """Continue RUN_ID after its process died, it halted or was interrupted; steps that were in
     flight or in doubt are verified before anything runs again."""
     given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
     options = _options(**kwargs)
-    state_dir = state_dir_of(state)
+    store = open_store(state_of(state))
     policy = options.on_failure if given else None
-    planned = Journal(state_dir, read_only=True).run_plan(run_id)
-    result = _run(planned, options, lambda opts: resume(run_id, state_dir, opts, on_failure=policy))
-    _print_result(result, fmt, state_dir)
+    planned = store.run_plan(run_id)
+    result = _run(planned, options, lambda opts: resume(run_id, store, opts, on_failure=policy))
+    _print_result(result, fmt, store.url)
     sys.exit(result.exit_code)
 
 
 @main.command(name="rollback")
 @click.argument("run_id")
-@click.option("--state", type=click.Path(file_okay=False, path_type=Path), help="State directory.")
+@state_opt
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
-def rollback_cmd(run_id: str, state: Path | None, fmt: str) -> None:
+def rollback_cmd(run_id: str, state: str | None, fmt: str) -> None:
     """Compensate every completed reversible step of RUN_ID, in reverse dependency order.
     Refused (exit 3) once a pivot began, while another process holds the run, and over a later
     run on the same services."""
-    state_dir = state_dir_of(state)
-    planned = Journal(state_dir, read_only=True).run_plan(run_id)
+    store = open_store(state_of(state))
+    planned = store.run_plan(run_id)
     options = Options(who=who(), auto_approve=True)  # a rollback asks for no approval
-    result = _run(planned, options, lambda opts: resume(run_id, state_dir, opts, rollback=True))
-    _print_result(result, fmt, state_dir)
+    result = _run(planned, options, lambda opts: resume(run_id, store, opts, rollback=True))
+    _print_result(result, fmt, store.url)
     sys.exit(result.exit_code)

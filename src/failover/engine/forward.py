@@ -23,9 +23,9 @@ from failover.engine.scheduler import Scheduler, slot_of
 from failover.engine.scheduler import Task as Work
 from failover.engine.workers import Workers
 from failover.errors import FailoverError, JournalWriteError
-from failover.journal import Journal
 from failover.plan import Plan, PlannedStep
 from failover.state.events import RunState, StepRecord
+from failover.state.store import StateStore
 
 TICK_S = 0.25  # how often the watch looks at interruptions when nothing else wakes it
 
@@ -46,7 +46,7 @@ class Forward:
     plan: Plan
     state: RunState
     options: Options
-    journal: Journal
+    journal: StateStore
     recorder: Recorder
     runner: StepRunner
     interrupt: Interrupt
@@ -200,7 +200,7 @@ class Forward:
                 interrupted=lambda: self.interrupt.signal if self.interrupt.requested else None,
             )
             kind = "approval_granted" if answer.granted else "approval_denied"
-            self.recorder.emit(kind, step.id, by=answer.by, reason=answer.reason)
+            self.recorder.emit(kind, step.id, by=answer.by, reason=answer.reason, **self.recorder.identity)
         except StoppedError:
             return False
         return answer.granted

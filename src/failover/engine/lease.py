@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from failover.errors import LeaseLostError
-from failover.journal import Journal, Lease
+from failover.state.store import Lease, StateStore
 
 log = structlog.get_logger("failover.engine")
 
@@ -25,7 +25,7 @@ class LeaseKeeper:
     written until the lease would lapse, and says whether it may still be trusted."""
 
     def __init__(
-        self, journal: Journal, lease: Lease, ttl: float, clock: Callable[[], float] = time.monotonic
+        self, journal: StateStore, lease: Lease, ttl: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.journal = journal
         self.lease = lease

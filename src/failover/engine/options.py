@@ -70,6 +70,8 @@ class Options:
     """What the run's clouds are when they are a sandbox (recorded: such a run is never resumed
     against real clouds)."""
     interrupt: Interrupt | None = None  # requests to stop (the command line feeds it signals)
+    state_override: str | None = None
+    """Why this run keeps its state elsewhere than its runbook's ``state:`` says (journaled)."""
 
     def journaled(self) -> dict[str, object]:
         """The options worth recording in run_started (and reused on resume)."""
@@ -82,4 +84,5 @@ class Options:
             "strict": self.strict,
             "by": self.who,
             **({"sandbox": self.sandbox} if self.sandbox else {}),
+            **({"state_override": self.state_override} if self.state_override else {}),
         }

@@ -16,10 +16,10 @@ from typing import Any
 
 from failover.engine.lease import LeaseKeeper
 from failover.errors import FailoverError, JournalWriteError, LeaseLostError
-from failover.journal import Journal
 from failover.plan import PlannedStep
 from failover.redact import PRE_REDACTED, redact
 from failover.state.events import Event
+from failover.state.store import StateStore
 
 ENDING = frozenset(
     {"step_succeeded", "step_failed", "step_skipped", "step_compensated", "compensation_failed"}
@@ -100,7 +100,7 @@ class Recorder:
 
     def __init__(
         self,
-        journal: Journal,
+        journal: StateStore,
         keeper: LeaseKeeper,
         steps: Mapping[str, PlannedStep],
         log: Any,
@@ -113,6 +113,11 @@ class Recorder:
         self.on_event = on_event
         self.lock = threading.Lock()
         self.failure: FailoverError | None = None  # why nothing more may start
+        caller = journal.caller()
+        self.identity: dict[str, object] = {  # who acts: journaled with the run's start and approvals
+            "owner": keeper.lease.owner,
+            **({"caller": caller} if caller else {}),
+        }
 
     def task(self, step: str) -> Task:
         return Task(self, step)

@@ -22,10 +22,10 @@ from failover.engine.options import EXIT_FAILED, Options
 from failover.engine.recorder import MutedError, Recorder, StoppedError, Task
 from failover.engine.workers import Workers
 from failover.errors import LeaseLostError
-from failover.journal import Journal
 from failover.plan import Plan, PlannedStep
 from failover.providers.base import Registry, active
 from failover.state.events import RunState, StepRecord
+from failover.state.store import StateStore
 
 Ending = tuple[str, int, str]
 """How the run ends: (status, exit code, message)."""
@@ -33,8 +33,10 @@ TOLERATED = "tolerated"  # a best-effort step's compensation failed: the rollbac
 
 
 def resources(plan: Plan) -> tuple[str, ...]:
-    """What a run of ``plan`` locks: its runbook's services."""
-    return tuple(sorted(f"{plan.runbook.name}/{s.name}" for s in plan.services)) or (plan.runbook.name,)
+    """What a run of ``plan`` locks: the cloud resources its steps change (by identity, whatever
+    the runbook is called), or the runbook itself when no step changes anything."""
+    found = {r for step in plan.steps if step.kind == "action" for r in step.resources}
+    return tuple(sorted(found)) or (f"runbook:{plan.runbook.name}",)
 
 
 def pivots_begun(plan: Plan, state: RunState) -> list[str]:
@@ -42,7 +44,7 @@ def pivots_begun(plan: Plan, state: RunState) -> list[str]:
     return [s.id for s in plan.steps if s.pivot and state.step(s.id).has_snapshot]
 
 
-def refusal(journal: Journal, run_id: str, plan: Plan, state: RunState) -> str | None:
+def refusal(journal: StateStore, run_id: str, plan: Plan, state: RunState) -> str | None:
     """Why rolling back run ``run_id`` now would be unsafe, or None."""
     begun = pivots_begun(plan, state)
     if begun:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from pathlib import Path
 
 import structlog
 
@@ -24,10 +23,10 @@ from failover.engine.options import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Options,
 from failover.engine.recorder import Recorder, StoppedError
 from failover.engine.rollback import Ending, Rollback, pivots_begun
 from failover.errors import JournalWriteError, LeaseLostError
-from failover.journal import Journal, Lease
 from failover.plan import Plan
 from failover.providers.base import Registry
 from failover.state.events import RunState
+from failover.state.store import Lease, StateStore
 
 log = structlog.get_logger("failover.engine")
 _LIVE: set[str] = set()  # runs this process is running now
@@ -46,11 +45,10 @@ class Run:
     def __init__(
         self,
         plan: Plan,
-        journal: Journal,
+        journal: StateStore,
         lease: Lease,
         options: Options,
         registry: Registry,
-        state_dir: Path,
     ) -> None:
         self.plan = plan
         self.journal = journal
@@ -61,7 +59,7 @@ class Run:
         self.keeper = LeaseKeeper(journal, lease, options.lease_ttl)
         self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
         self.recorder = Recorder(journal, self.keeper, plan.steps_by_id, self.log, options.on_event)
-        self.contexts = Contexts(plan, options, state_dir)
+        self.contexts = Contexts(plan, options, journal.work_dir)
         self.runner = StepRunner(self.run_id, registry, self.recorder, self.contexts, options, self.keeper)
 
     # --- start and end -------------------------------------------------------------------------
@@ -90,11 +88,13 @@ class Run:
                 fingerprint=self.plan.fingerprint,
                 runbook=self.plan.runbook.name,
                 scenario=self.plan.scenario.model_dump(mode="json", by_alias=True),
+                state=self.journal.url,
+                **self.recorder.identity,
                 **self.options.journaled(),
             )
             state = self._state()
         else:
-            self.recorder.emit("run_resumed", owner=self.keeper.lease.owner, rollback=rollback)
+            self.recorder.emit("run_resumed", rollback=rollback, **self.recorder.identity)
             state = resumed
         if rollback or state.rollback_started:
             if state.status == "succeeded" or state.undo:  # undoing a failover that succeeded

@@ -20,16 +20,17 @@ from failover.engine.options import OnFailure, Options, RunResult
 from failover.engine.rollback import refusal, resources
 from failover.engine.run import Run, running_here
 from failover.errors import JournalWriteError, LeaseHeldError, PlanError, RefusedError
-from failover.journal import Journal, Lease, owner_is_dead_here, this_owner
 from failover.plan import Plan
 from failover.providers import default_registry
 from failover.providers.base import Registry
+from failover.state import open_store, same_state
 from failover.state.events import RESUMABLE, RunState
+from failover.state.store import Lease, StateStore, owner_is_dead_here, this_owner
 
 
 def execute(
     plan: Plan,
-    state_dir: str | Path,
+    where: str | Path | StateStore,
     options: Options | None = None,
     *,
     registry: Registry | None = None,
@@ -38,7 +39,8 @@ def execute(
     """Run ``plan``; refuse (raise RefusedError) if it was already applied, its runbook changed since,
     or another run holds an overlapping lock."""
     options = options or Options()
-    journal = Journal(Path(state_dir))
+    journal = open_store(where)
+    _refuse_elsewhere(plan, journal, options)
     _refuse_stale(plan, journal)
     unknown = sorted(set(options.skip_checks) - {c.id for c in plan.preflight})
     if unknown:
@@ -51,13 +53,13 @@ def execute(
         with contextlib.suppress(JournalWriteError):  # else it expires by itself
             journal.release(lease)
         raise
-    run = Run(plan, journal, lease, options, registry or default_registry(), Path(state_dir))
+    run = Run(plan, journal, lease, options, registry or default_registry())
     return run.start()
 
 
 def resume(
     run_id: str,
-    state_dir: str | Path,
+    where: str | Path | StateStore,
     options: Options | None = None,
     *,
     registry: Registry | None = None,
@@ -70,7 +72,7 @@ def resume(
     too. Refused (RefusedError) while another process holds the run, for a sandbox drill outside
     its sandbox, and for a rollback that would be unsafe. A run that ended otherwise is left as
     it is. ``on_failure`` replaces the recorded policy."""
-    journal = Journal(Path(state_dir))
+    journal = open_store(where)
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     _refuse_outside_sandbox(run_id, state, options)
@@ -89,7 +91,7 @@ def resume(
         except RefusedError:
             journal.release(lease)
             raise
-    run = Run(plan, journal, lease, merged, registry or default_registry(), Path(state_dir))
+    run = Run(plan, journal, lease, merged, registry or default_registry())
     return run.start(resumed=state, rollback=rollback)
 
 
@@ -101,7 +103,21 @@ def _refuse_outside_sandbox(run_id: str, state: RunState, options: Options | Non
         )
 
 
-def _refuse_rollback(journal: Journal, run_id: str, plan: Plan, state: RunState) -> None:
+def _refuse_elsewhere(plan: Plan, journal: StateStore, options: Options) -> None:
+    """A runbook that declares its state is run there, where everyone shares its lock, unless an
+    override says why not (journaled); a sandbox drill always keeps its own local state."""
+    declared = plan.runbook.state
+    if declared is None or options.sandbox is not None or same_state(declared, journal.url):
+        return
+    if not options.state_override:
+        raise RefusedError(
+            f"runbook {plan.runbook.name} keeps its state in {declared}, where everyone who runs it "
+            f"shares one lock; this run would use {journal.url} instead: drop --state and "
+            "FAILOVER_STATE, or give --override-state REASON (journaled)"
+        )
+
+
+def _refuse_rollback(journal: StateStore, run_id: str, plan: Plan, state: RunState) -> None:
     why = refusal(journal, run_id, plan, state)
     if why is not None:
         raise RefusedError(why)
@@ -131,7 +147,7 @@ def _new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
-def _refuse_stale(plan: Plan, journal: Journal) -> None:
+def _refuse_stale(plan: Plan, journal: StateStore) -> None:
     if plan.runbook.path:
         path = Path(plan.runbook.path)
         if path.exists():
@@ -152,7 +168,7 @@ def _refuse_stale(plan: Plan, journal: Journal) -> None:
             )
 
 
-def _take_over(journal: Journal, run_id: str, resources: tuple[str, ...], options: Options) -> Lease:
+def _take_over(journal: StateStore, run_id: str, resources: tuple[str, ...], options: Options) -> Lease:
     """The run's lease, if no live process holds it: taken at once when its holder is known dead
     on this host or its lease has expired; refused otherwise, saying who holds it until when."""
 
@@ -163,12 +179,13 @@ def _take_over(journal: Journal, run_id: str, resources: tuple[str, ...], option
         return journal.acquire(run_id, resources, options.lease_ttl, take_over=True, gone=gone)
     except LeaseHeldError:
         holder = journal.holder(resources)
-        if holder is None or holder[0] != run_id:
+        if holder is None or holder.run_id != run_id:
             raise
-        owner, until = holder[1], time.strftime("%H:%M:%S UTC", time.gmtime(holder[2]))
-        pid = owner.rpartition(":")[2]
-        alive = "" if gone(owner) else f" (if it is alive: let it finish, or `kill -INT {pid}`)"
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(holder.until))
+        by = f" as {holder.caller}" if holder.caller else ""
+        pid = holder.owner.rpartition(":")[2]
+        alive = "" if gone(holder.owner) else f" (if it is alive: let it finish, or `kill -INT {pid}`)"
         raise LeaseHeldError(
-            f"run {run_id} is held by process {owner}, lease until {until}: it may still be "
-            f"running{alive}; if that process is gone, try again after {until}"
+            f"run {run_id} is held by process {holder.owner}{by}, lease until {until}: it may still "
+            f"be running{alive}; if that process is gone, try again after {until}"
         ) from None

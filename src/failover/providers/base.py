@@ -40,6 +40,7 @@ class Placement:
     cloud: str | None = None
     region: str | None = None
     project: str | None = None
+    account: str | None = None  # the AWS account, where the site names one (its role's)
 
     def phrase(self) -> str:
         """``in us-west-2 (west)``, ``in shop-prod/us-west1 (west)`` or ``at west``."""
@@ -202,6 +203,39 @@ class _Described(ABC, Generic[P]):
     def estimate(self, params: P) -> float:
         """Predicted seconds, used for the plan's RTO when the runbook gives no estimate."""
         return self.default_estimate_s
+
+    def resources(self, params: P, where: Placement) -> tuple[str, ...]:
+        """The cloud resources this changes, by identity (an ARN, a Compute Engine path): what a
+        run's lease covers, so two runbooks that act on one resource exclude each other.
+
+        The default: the resources of the permissions it changes things with; with none named,
+        everything this action may touch at the site.
+        """
+        found = {
+            identity(p.cloud, p.resource, where)
+            for p in self.permissions(params, where)
+            if p.resource != "*" and not _reads(p.action)
+        }
+        return tuple(sorted(found)) or (f"{where.cloud or self.cloud or 'any'}:{where.site}:{self.name}",)
+
+
+_READ_VERBS = ("Describe", "Get", "List", "get", "list", "use")
+
+
+def _reads(permission: str) -> bool:
+    """Whether a permission (``ecs:DescribeServices``, ``compute.instances.get``) only reads."""
+    return permission.rpartition(":")[2].rpartition(".")[2].startswith(_READ_VERBS)
+
+
+def identity(cloud: str, resource: str, where: Placement) -> str:
+    """A resource's identity: its ARN (with the site's account where an ARN leaves it open), or
+    ``gcp:`` and its path."""
+    if resource.startswith("arn:"):
+        parts = resource.split(":", 5)
+        if len(parts) == 6 and parts[4] in ("", "*") and where.account and parts[3] != "":
+            parts[4] = where.account
+        return ":".join(parts)
+    return f"{cloud}:{resource}"
 
 
 class Action(_Described[P]):

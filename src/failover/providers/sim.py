@@ -20,7 +20,7 @@ from pydantic import Field, JsonValue
 from failover.durations import Duration, format_duration
 from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import Action, Check, CheckResult, Context, Params, Placement, Provider
-from failover.sqlstore import Store
+from failover.state.sqlite import Store
 
 WORLD_FILE = "sim.sqlite"
 
@@ -173,6 +173,9 @@ class SimStep(Action[StepParams]):
 
     def estimate(self, params: StepParams) -> float:
         return params.duration
+
+    def resources(self, params: StepParams, where: Placement) -> tuple[str, ...]:
+        return (f"sim:{params.target}",) if params.target else super().resources(params, where)
 
     def is_reversible(self, params: StepParams) -> bool:
         return params.reversible

@@ -25,6 +25,7 @@ class Event:
     kind: str
     step: str | None
     data: Mapping[str, object]
+    hash: str = ""  # its link in the run's hash chain (state/chain.py)
 
 
 # Step events: from which states each may come, and the state it leaves the step in (None: the

@@ -1,16 +1,16 @@
-"""The journal: an append-only event log of runs in SQLite, and the run leases that fence it.
+"""The directory store: runs, events and leases in ``STATE_DIR/journal.sqlite``, plans beside it.
 
 Every event is written durably (WAL, synchronous=FULL; concurrent events share a commit) before
-and after each side effect. A run's state is never stored: it is derived by replaying its events. An event
-is only written while the run's lease is held with the writer's fencing token, so a run whose
-lease expired (and was taken over) cannot write any more.
+and after each side effect. An event is only written while the run's lease is held with the
+writer's fencing token, so a run whose lease expired (and was taken over) cannot write any more.
+One host, one clock: a lease expires on this host's wall clock, and a holder is known dead when
+its pid is gone. The contract is in ``state/store.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,13 +18,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from failover.errors import JournalError, JournalWriteError, LeaseHeldError, LeaseLostError
+from failover.errors import JournalError, JournalWriteError, LeaseHeldError, LeaseLostError, RefusedError
 from failover.plan import Plan
-from failover.sqlstore import Store
+from failover.state import chain
 from failover.state.events import Event
+from failover.state.sqlite import Store
+from failover.state.store import (
+    SCHEMA_VERSION,
+    ChainHead,
+    Holder,
+    Lease,
+    Record,
+    RunRow,
+    Then,
+    owner_is_dead_here,
+    this_owner,
+)
 
 JOURNAL_FILE = "journal.sqlite"
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +43,9 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     runbook TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    head TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000'
 );
 CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint);
 CREATE TABLE IF NOT EXISTS events (
@@ -42,7 +55,8 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     step TEXT,
     data TEXT NOT NULL,
-    token INTEGER NOT NULL
+    token INTEGER NOT NULL,
+    hash TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
 CREATE TABLE IF NOT EXISTS leases (
@@ -54,45 +68,16 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (name TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A held lease: which resources, by whom, with which fencing token, until when."""
-
-    run_id: str
-    owner: str
-    token: int
-    resources: tuple[str, ...]
-    expires_at: float
-
-
-def this_owner() -> str:
-    """``host:pid`` of this process, as recorded in leases."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_is_dead_here(owner: str) -> bool:
-    """True when ``owner`` is a process of this host that no longer runs."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-class Journal:
-    """The journal and leases in ``STATE_DIR/journal.sqlite``; usable from many threads and processes.
+class DirectoryStore:
+    """The state in a directory; usable from many threads and processes of one host.
 
     A write that fails (disk full, read-only file system, I/O error) raises JournalWriteError and
     leaves nothing behind. ``read_only`` opens an existing journal without writing, creating or
-    locking anything (``status``, ``report`` and ``history`` of an auditor's copy).
+    locking anything (``status``, ``report``, ``history`` and ``audit`` of an auditor's copy).
     """
 
     def __init__(
@@ -102,7 +87,8 @@ class Journal:
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
     ) -> None:
-        self.state_dir = Path(state_dir)
+        self.state_dir = self.work_dir = Path(state_dir)
+        self.url = str(self.state_dir)
         self.path = self.state_dir / JOURNAL_FILE
         self.clock = clock
         self.read_only = read_only
@@ -117,6 +103,9 @@ class Journal:
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
 
+    def caller(self) -> str | None:
+        return None  # a directory knows no cloud identity
+
     def _read_meta(self) -> list[tuple[object, ...]]:
         try:
             return self.store.read("SELECT value FROM meta WHERE key = 'schema'")
@@ -129,12 +118,16 @@ class Journal:
         rows = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
         if not rows:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif rows[0][0] == "1":
+            _upgrade_from_1(db)
+            return
         self._check_version(rows)
 
     def _check_version(self, rows: list[tuple[object, ...]]) -> None:
-        if rows and rows[0][0] != str(SCHEMA_VERSION):
+        if rows and str(rows[0][0]).isdigit() and int(str(rows[0][0])) > SCHEMA_VERSION:
             raise JournalError(
-                f"{self.path}: journal schema {rows[0][0]}, this failover reads {SCHEMA_VERSION}"
+                f"{self.path}: journal schema {rows[0][0]} is newer than this failover's "
+                f"({SCHEMA_VERSION}): upgrade failover to use this state"
             )
 
     @contextmanager
@@ -145,9 +138,9 @@ class Journal:
         except (sqlite3.Error, OSError) as exc:
             raise JournalWriteError(f"{self.path}: could not write {what}: {exc}") from exc
 
-    # --- runs and events ---------------------------------------------------------------------
+    # --- runs, plans and events --------------------------------------------------------------
 
-    def create_run(self, run_id: str, plan: Plan) -> None:
+    def create_run(self, run_id: str, plan: Plan, *, created_at: float | None = None) -> None:
         """Record a new run of ``plan``. The plan itself is kept beside the journal, in
         ``plans/FINGERPRINT.json`` (readable by its owner only): a plan's parameters are not
         journal rows, so nothing secret that a plan may carry reaches the journal."""
@@ -167,7 +160,7 @@ class Journal:
                 except OSError:
                     tmp.unlink(missing_ok=True)  # a half-written copy (a full disk) is not left behind
                     raise
-        now = self.clock()
+        now = self.clock() if created_at is None else created_at
         with self._writing(f"the record of run {run_id}"):
             self.store.run(
                 lambda db: db.execute(
@@ -186,26 +179,37 @@ class Journal:
 
     def run_plan(self, run_id: str) -> Plan:
         """The plan a run executes, exactly as it was when the run started."""
-        fingerprint = self.fingerprint_of(run_id)
+        try:
+            return self.load_plan(self.fingerprint_of(run_id))
+        except JournalError as exc:
+            raise JournalError(f"run {run_id}: {exc}") from None
+
+    def load_plan(self, fingerprint: str) -> Plan:
         path = self.state_dir / "plans" / f"{fingerprint}.json"
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise JournalError(f"run {run_id}: its plan {path} cannot be read: {exc.strerror}") from None
+            raise JournalError(f"its plan {path} cannot be read: {exc.strerror}") from None
         plan = Plan.from_json(text, where=str(path))
         if plan.fingerprint != fingerprint:
-            raise JournalError(f"run {run_id}: {path} is not the plan the run started with")
+            raise JournalError(f"{path} is not the plan the run started with")
         return plan
 
-    def runs(self, fingerprint: str | None = None) -> list[tuple[str, str, str, float]]:
-        """(run_id, fingerprint, runbook, created_at) of every run, oldest first."""
+    def runs(self, fingerprint: str | None = None) -> list[RunRow]:
+        """Every run (of one plan), oldest first."""
         query = "SELECT run_id, fingerprint, runbook, created_at FROM runs"
         args: tuple[str, ...] = ()
         if fingerprint is not None:
             query += " WHERE fingerprint = ?"
             args = (fingerprint,)
         rows = self.store.read(query + " ORDER BY created_at, run_id", args)
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [RunRow(*r) for r in rows]
+
+    def head(self, run_id: str) -> ChainHead:
+        rows = self.store.read("SELECT events, head FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            self.fingerprint_of(run_id)  # JournalError naming the runs there are
+        return ChainHead(int(rows[0][0]), str(rows[0][1]))
 
     def append(
         self, lease: Lease, kind: str, step: str | None = None, data: Mapping[str, object] | None = None
@@ -215,12 +219,7 @@ class Journal:
             return self.store.add(_insert_events, self._pending(lease, kind, step, data))
 
     def post(
-        self,
-        lease: Lease,
-        kind: str,
-        step: str | None,
-        data: Mapping[str, object] | None,
-        then: Callable[[Event | None, BaseException | None], None],
+        self, lease: Lease, kind: str, step: str | None, data: Mapping[str, object] | None, then: Then
     ) -> None:
         """Queue an event that no side effect waits for (a step's success, say): it becomes
         durable with the next event that is appended, which every side effect waits for, so the
@@ -247,15 +246,27 @@ class Journal:
         self, lease: Lease, kind: str, step: str | None, data: Mapping[str, object] | None
     ) -> _Pending:
         payload = dict(data or {})
-        encoded = json.dumps(payload, sort_keys=True, default=str)
         at = self.clock()  # when it happened, not when it was committed
-        return _Pending(lease, at, kind, step, payload, encoded, self.clock)
+        return _Pending(lease, at, kind, step, payload, chain.encode(payload), self.clock)
 
     def events(self, run_id: str) -> list[Event]:
         rows = self.store.read(
-            "SELECT seq, run_id, at, kind, step, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+            "SELECT seq, run_id, at, kind, step, data, hash FROM events WHERE run_id = ? ORDER BY seq",
+            (run_id,),
         )
-        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def import_events(self, run_id: str, events: list[Event]) -> ChainHead:
+        def write(db: sqlite3.Connection) -> ChainHead:
+            (count,) = db.execute("SELECT events FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if count:
+                raise RefusedError(f"run {run_id} already has {count} events in {self.state_dir}")
+            items = [(e.at, e.kind, e.step, chain.encode(e.data)) for e in events]
+            _, hashes = _write_rows(db, run_id, 0, chain.GENESIS, items, token=0)
+            return ChainHead(len(items), hashes[-1] if hashes else chain.GENESIS)
+
+        with self._writing(f"the events of run {run_id}"):
+            return self.store.run(write)
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -266,7 +277,7 @@ class Journal:
         ttl: float,
         *,
         take_over: bool = False,
-        gone: Callable[[str], bool] = owner_is_dead_here,
+        gone: Callable[[str], bool] | None = None,
     ) -> Lease:
         """Lease ``resources`` for ``run_id`` with a new fencing token, or raise LeaseHeldError.
 
@@ -275,6 +286,7 @@ class Journal:
         process no longer holds it (by default: known dead on this host) or its lease has expired.
         """
         owner = this_owner()
+        dead = gone or owner_is_dead_here
         placeholders = ",".join("?" * len(resources))
 
         def take(db: sqlite3.Connection) -> Lease:
@@ -285,11 +297,8 @@ class Journal:
                 (*resources, now),
             ).fetchall()
             for resource, holder, holder_owner, since, until in rows:
-                if not (take_over and holder == run_id and gone(holder_owner)):
-                    raise LeaseHeldError(
-                        f"{resource} is locked by run {holder} ({holder_owner}) since "
-                        f"{_stamp(since)}, lease until {_stamp(until)}"
-                    )
+                if not (take_over and holder == run_id and dead(holder_owner)):
+                    raise LeaseHeldError(Holder(resource, holder, holder_owner, since, until).describe())
             db.execute(
                 "INSERT INTO counters (name, value) VALUES ('fence', 1) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + 1"
@@ -307,15 +316,15 @@ class Journal:
         with self._writing(f"the lease of run {run_id}"):
             return self.store.run(take)
 
-    def holder(self, resources: tuple[str, ...]) -> tuple[str, str, float] | None:
-        """(run_id, owner, expires_at) of a live lease on any of ``resources``."""
+    def holder(self, resources: tuple[str, ...]) -> Holder | None:
+        """Who holds a live lease on any of ``resources``."""
         placeholders = ",".join("?" * len(resources))
         rows = self.store.read(
-            f"SELECT run_id, owner, expires_at FROM leases WHERE resource IN ({placeholders}) "
-            f"AND expires_at > ? LIMIT 1",
+            f"SELECT resource, run_id, owner, acquired_at, expires_at FROM leases "
+            f"WHERE resource IN ({placeholders}) AND expires_at > ? ORDER BY resource LIMIT 1",
             (*resources, self.clock()),
         )
-        return None if not rows else (rows[0][0], rows[0][1], rows[0][2])
+        return None if not rows else Holder(*rows[0])
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
         """Extend a held lease (the heartbeat); raises LeaseLostError if it is no longer held."""
@@ -345,6 +354,28 @@ class Journal:
                 )
             )
 
+    # --- records -----------------------------------------------------------------------------
+
+    def get_record(self, name: str) -> Record | None:
+        rows = self.store.read("SELECT value, version FROM records WHERE name = ?", (name,))
+        return None if not rows else Record(json.loads(rows[0][0]), int(rows[0][1]))
+
+    def put_record(self, name: str, value: Mapping[str, object], *, version: int = 0) -> Record:
+        def put(db: sqlite3.Connection) -> Record:
+            row = db.execute("SELECT version FROM records WHERE name = ?", (name,)).fetchone()
+            found = 0 if row is None else int(row[0])
+            if found != version:
+                raise RefusedError(f"record {name!r} is at version {found}, not {version}: read it again")
+            db.execute(
+                "INSERT INTO records (name, value, version) VALUES (?, ?, ?) ON CONFLICT(name) "
+                "DO UPDATE SET value = excluded.value, version = excluded.version",
+                (name, chain.encode(value), version + 1),
+            )
+            return Record(dict(value), version + 1)
+
+        with self._writing(f"the record {name!r}"):
+            return self.store.run(put)
+
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -359,12 +390,9 @@ class _Pending:
     clock: Callable[[], float]
 
 
-_ROWS_PER_INSERT = 500
-
-
 def _insert_events(db: sqlite3.Connection, events: list[_Pending]) -> list[Event]:
-    """Write events whose leases are all still held (fencing: else nothing is written), a few
-    hundred rows per statement."""
+    """Write events whose leases are all still held (fencing: else nothing is written), each run's
+    events in one go, chained to the run's head."""
     for lease in {e.lease for e in events}:
         if not _holds(db, lease, events[0].clock()):
             kinds = ", ".join(sorted({repr(e.kind) for e in events if e.lease == lease}))
@@ -372,20 +400,66 @@ def _insert_events(db: sqlite3.Connection, events: list[_Pending]) -> list[Event
                 f"run {lease.run_id}: its lease expired or was taken over (fencing token "
                 f"{lease.token} is stale); event {kinds} was not written"
             )
-    written: list[Event] = []
-    for first in range(0, len(events), _ROWS_PER_INSERT):
-        chunk = events[first : first + _ROWS_PER_INSERT]
+    written: dict[int, Event] = {}
+    for run_id in dict.fromkeys(e.lease.run_id for e in events):
+        mine = [(n, e) for n, e in enumerate(events) if e.lease.run_id == run_id]
+        count, head = db.execute("SELECT events, head FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        items = [(e.at, e.kind, e.step, e.encoded) for _, e in mine]
+        seqs, hashes = _write_rows(db, run_id, count, head, items, mine[0][1].lease.token)
+        for (n, e), seq, digest in zip(mine, seqs, hashes, strict=True):
+            written[n] = Event(seq, run_id, e.at, e.kind, e.step, e.payload, digest)
+    return [written[n] for n in range(len(events))]
+
+
+_ROWS_PER_INSERT = 500
+
+
+def _write_rows(
+    db: sqlite3.Connection,
+    run_id: str,
+    count: int,
+    head: str,
+    items: list[tuple[float, str, str | None, str]],
+    token: int,
+) -> tuple[list[int], list[str]]:
+    """Insert a run's next events (a few hundred rows per statement) and move its chain head."""
+    hashes = chain.extend(head, run_id, count, items)
+    seqs: list[int] = []
+    for first in range(0, len(items), _ROWS_PER_INSERT):
+        chunk = list(zip(items[first : first + _ROWS_PER_INSERT], hashes[first:], strict=False))
         db.execute(
-            "INSERT INTO events (run_id, at, kind, step, data, token) VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
-            [v for e in chunk for v in (e.lease.run_id, e.at, e.kind, e.step, e.encoded, e.lease.token)],
+            "INSERT INTO events (run_id, at, kind, step, data, token, hash) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            [v for (at, kind, step, data), h in chunk for v in (run_id, at, kind, step, data, token, h)],
         )
         last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        written += [
-            Event(last - len(chunk) + 1 + n, e.lease.run_id, e.at, e.kind, e.step, e.payload)
-            for n, e in enumerate(chunk)
-        ]
-    return written
+        seqs += range(last - len(chunk) + 1, last + 1)
+    db.execute(
+        "UPDATE runs SET events = ?, head = ? WHERE run_id = ?",
+        (count + len(items), hashes[-1] if hashes else head, run_id),
+    )
+    return seqs, hashes
+
+
+def _upgrade_from_1(db: sqlite3.Connection) -> None:
+    """Give a journal of schema 1 its hash chains (from what it holds now) and records."""
+    db.execute("ALTER TABLE runs ADD COLUMN events INTEGER NOT NULL DEFAULT 0")
+    db.execute(f"ALTER TABLE runs ADD COLUMN head TEXT NOT NULL DEFAULT '{chain.GENESIS}'")
+    db.execute("ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''")
+    for (run_id,) in db.execute("SELECT run_id FROM runs").fetchall():
+        rows = db.execute(
+            "SELECT seq, at, kind, step, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+        items = [(at, kind, step, chain.encode(json.loads(data))) for _, at, kind, step, data in rows]
+        hashes = chain.extend(chain.GENESIS, run_id, 0, items)
+        db.executemany(
+            "UPDATE events SET hash = ? WHERE seq = ?", [(h, r[0]) for h, r in zip(hashes, rows, strict=True)]
+        )
+        db.execute(
+            "UPDATE runs SET events = ?, head = ? WHERE run_id = ?",
+            (len(rows), hashes[-1] if hashes else chain.GENESIS, run_id),
+        )
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
 
 def _holds(db: sqlite3.Connection, lease: Lease, now: float) -> bool:
@@ -397,7 +471,3 @@ def _holds(db: sqlite3.Connection, lease: Lease, now: float) -> bool:
         (lease.resources[0], lease.run_id, lease.token, now),
     ).fetchone()
     return row is not None
-
-
-def _stamp(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
