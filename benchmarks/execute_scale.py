@@ -11,11 +11,16 @@
    <= 0.25 ms.
 
     python benchmarks/execute_scale.py [--services N] [--overhead-steps N] [--runs N]
+                                       [--state dynamodb]
+
+``--state dynamodb`` keeps every run's state in a DynamoDB table (a moto server on 127.0.0.1, as
+``benchmarks/team_state.py`` starts it) instead of a directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import random
@@ -24,16 +29,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import structlog
 import yaml
 
 from failover.engine import Options, execute
-from failover.journal import Journal
 from failover.plan import Plan, PlannedStep
 from failover.planner import make_plan
 from failover.runbook import parse_runbook
+from failover.state import open_store
+from failover.state.store import StateStore
 
 
 def topology(services: int, layers: int, max_deps: int, latency: tuple[int, int] | None, seed: int) -> str:
@@ -65,19 +73,29 @@ def plan_of(services: int, layers: int, latency: tuple[int, int] | None, seed: i
     return make_plan(runbook, from_="east", to="west")
 
 
-def step_window(state_dir: str, run_id: str) -> float:
+def step_window(store: StateStore, run_id: str) -> float:
     """Seconds from the first step start to the last step end, from the journal."""
-    events = [e for e in Journal(state_dir).events(run_id) if e.step]
+    events = [e for e in store.events(run_id) if e.step]
     starts = [e.at for e in events if e.kind == "step_started"]
     ends = [e.at for e in events if e.kind == "step_succeeded"]
     return max(ends) - min(starts)
 
 
-def engine(plan: Plan) -> float:
+SHARED: list[Any] = []  # the DynamoDB server, with --state dynamodb
+
+
+@contextlib.contextmanager
+def fresh_store() -> Iterator[StateStore]:
+    """State for one run: a new directory, or a new table with --state dynamodb."""
     with tempfile.TemporaryDirectory() as state:
-        result = execute(plan, state, Options())
+        yield open_store(SHARED[0].table(), work_dir=Path(state)) if SHARED else open_store(state)
+
+
+def engine(plan: Plan) -> float:
+    with fresh_store() as store:
+        result = execute(plan, store, Options())
         assert result.ok, result.message
-        return step_window(state, result.run_id)
+        return step_window(store, result.run_id)
 
 
 def bare_threads(plan: Plan) -> float:
@@ -160,8 +178,15 @@ def main() -> int:
     parser.add_argument("--overhead-steps", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--state", choices=["directory", "dynamodb"], default="directory")
     args = parser.parse_args()
     quiet()
+    if args.state == "dynamodb":
+        from team_state import Server
+
+        SHARED.append(Server())
+        os.environ.update(SHARED[0].env)
+        print("state: DynamoDB (moto server on 127.0.0.1, one request at a time)")
     plan = plan_of(args.services, 25, (10, 50), args.seed)
     slow = plan_of(200, 10, (100, 500), args.seed)
     print(
@@ -174,9 +199,9 @@ def main() -> int:
     slow_engine = ratios(slow, max(1, args.runs // 2), engine)
     waves = engine(in_waves(plan)) / plan.predicted_rto_s
     flat = plan_of(args.overhead_steps, 50, None, args.seed)
-    with tempfile.TemporaryDirectory() as state:
+    with fresh_store() as store:
         cpu, wall = time.process_time(), time.perf_counter()
-        assert execute(flat, state, Options()).ok
+        assert execute(flat, store, Options()).ok
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     stderr = sys.stderr
     json_lines()
@@ -202,6 +227,8 @@ def main() -> int:
         and per_step <= 0.25
     )
     print("targets: " + ("met" if met else "NOT met"))
+    if SHARED:
+        SHARED[0].close()
     return 0
 
 

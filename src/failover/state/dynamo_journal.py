@@ -323,7 +323,7 @@ class DynamoJournal:
         while done < len(texts):
             seal = False
             take = _fitting(sizes, done, SEGMENT_BYTES - head.open_bytes)
-            if take == 0 and head.open:
+            if take < len(texts) - done and head.open:  # the rest does not fit: seal, start anew with it
                 seal = True
                 take = _fitting(sizes, done, SEGMENT_BYTES)
             take = max(take, 1)  # one event larger than a segment: alone (DynamoDB may refuse it)
