@@ -355,16 +355,23 @@ class Registry:
         return f"unknown {kind} {name!r}; known {kind}s: {listed}"
 
 
+POLL_FIRST_S = 0.25
+POLL_CAP_S = 2.0
+"""Waits ask at once, then after 0.25 s, backing off to every 2 s: a state reached is noticed
+within about 2 s (each provider's waits stay well inside its API's rate limits at that pace)."""
+
+
 def wait_until(
-    ctx: Context, what: str, reached: Callable[[], bool], timeout: float, every: float = 5.0
+    ctx: Context, what: str, reached: Callable[[], bool], timeout: float, every: float = POLL_CAP_S
 ) -> None:
     """Poll ``reached`` until it is true, at most ``timeout`` seconds (of the context's clock);
     and never past the step's deadline; then raise a transient error, so the executor may try
-    again within the step's own timeout."""
+    again within the step's own timeout. It asks at once, then backs off from ``POLL_FIRST_S`` to
+    ``every``."""
     deadline = ctx.clock() + timeout
     if ctx.deadline is not None and ctx.deadline < deadline:  # the step times out first
         deadline, timeout = ctx.deadline, max(0.0, ctx.deadline - ctx.clock())
-    wait = min(every, 1.0)
+    wait = min(every, POLL_FIRST_S)
     while not reached():
         now = ctx.clock()
         if now >= deadline:

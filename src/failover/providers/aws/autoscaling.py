@@ -108,7 +108,6 @@ class SetCapacity(Action[CapacityParams]):
             f"Auto Scaling group {params.group} healthy at its desired capacity",
             lambda: self._settled(ctx, params),
             params.wait_timeout,
-            every=10,
         )
         return self.read(ctx, params)
 

@@ -68,7 +68,6 @@ class SetDesiredCount(Action[DesiredCountParams]):
             f"ECS service {params.cluster}/{params.service} stable at {params.count} tasks",
             lambda: self.verify(ctx, params),
             params.wait_timeout,
-            every=10,
         )
         return {"desired_count": params.count}
 

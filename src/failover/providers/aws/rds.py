@@ -101,7 +101,6 @@ class _MoveGlobalWriter(Action[GlobalWriterParams]):
             f"{params.target_cluster} the writer of global cluster {params.global_cluster}",
             lambda: self.verify(ctx, params),
             params.wait_timeout,
-            every=15,
         )
         return {"writer": target}
 
@@ -197,7 +196,7 @@ class _Promote(Action[PromoteParams]):
         if source and status == "available":  # otherwise it is being promoted already: wait
             with aws_errors(ctx, f"{self.noun} {name}"):
                 self._promote(ctx, name)
-        wait_until(ctx, f"{name} promoted", lambda: self.verify(ctx, params), params.wait_timeout, every=15)
+        wait_until(ctx, f"{name} promoted", lambda: self.verify(ctx, params), params.wait_timeout)
         return {"promoted": name}
 
 

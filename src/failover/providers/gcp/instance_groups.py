@@ -145,7 +145,6 @@ class ResizeInstanceGroup(Action[ResizeParams]):
             f"instance group {params.group} stable at {params.size} instances",
             lambda: self._settled(ctx, params),
             params.wait_timeout,
-            every=10,
         )
         return {"size": params.size}
 

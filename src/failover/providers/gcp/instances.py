@@ -88,7 +88,6 @@ class _SetPower(Action[InstancesParams]):
             f"instances {', '.join(params.instances)} {self.wanted}",
             lambda: self.verify(ctx, params),
             params.wait_timeout,
-            every=5,
         )
         return self.read(ctx, params)
 
