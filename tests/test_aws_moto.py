@@ -104,8 +104,8 @@ def test_waits_end_at_the_steps_deadline() -> None:
     ctx = replace(context(slept=slept), deadline=30.0)  # the step times out 30 s from now
     with pytest.raises(TransientProviderError, match=r"stable at 3 tasks: not reached after 30s"):
         wait_until(ctx, "ECS service shop/catalog stable at 3 tasks", lambda: False, timeout=600)
-    assert slept[:5] == [0.25, 0.5, 1.0, 2.0, 2.0]  # at once, then soon, doubling to 2 s
-    assert set(slept[4:-1]) == {2.0} and 0 < slept[-1] <= 2.0  # the last wait ends at the deadline
+    assert slept[:5] == [0.25, 0.5, 1.0, 1.5, 1.5]  # at once, then soon, doubling to 1.5 s
+    assert set(slept[4:-1]) == {1.5} and 0 < slept[-1] <= 1.5  # the last wait ends at the deadline
     assert sum(slept) == pytest.approx(30.0)
 
 

@@ -416,13 +416,13 @@ def test_switchover_that_never_completes_times_out_as_transient(tmp_path: Path, 
     rds = stub(ctx, "rds")
     expect_target(rds)
     expect_global(rds, writer=TARGET_ARN, status="switching-over")
-    for _ in range(19):  # polls at t = 0, 0.25, 0.75, 1.75, 3.75, then every 2 s, and at 30 s
+    for _ in range(23):  # polls at t = 0, 0.25, 0.75, 1.75, then every 1.5 s to 28.75, and at 30 s
         expect_poll(rds, writer=TARGET_ARN, status="switching-over")
 
     action = SwitchoverGlobalCluster()
     with pytest.raises(TransientProviderError, match="not reached after 30s"):
         action.apply(ctx, move_params(action, wait_timeout="30s"))
-    assert time.slept == [0.25, 0.5, 1.0, 2.0] + [2.0] * 13 + [0.25]
+    assert time.slept == [0.25, 0.5, 1.0] + [1.5] * 18 + [1.25]
     assert time.now == 30.0
     rds.assert_no_pending_responses()
 
