@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 from failover.runbook import Runbook, load_runbook
-from tests.servers import HungServer
+from tests.servers import HungServer, RefusingPort
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_SHOP = ROOT / "runbooks" / "examples" / "sim-shop.yaml"
@@ -67,10 +66,9 @@ def hung() -> Iterator[HungServer]:
 @pytest.fixture
 def refused() -> Iterator[str]:
     """An address on 127.0.0.1 whose port refuses connections (bound, not listening)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
+    port = RefusingPort()
+    yield port.url
+    port.close()
 
 
 settings.register_profile("failover", deadline=None, print_blob=True)

@@ -1,40 +1,7 @@
-"""Local servers that stand in for a region on its worst day."""
+"""Local servers that stand in for a region on its worst day (the sandbox's own)."""
 
 from __future__ import annotations
 
-import socket
-import threading
+from failover.sandbox.dead import HungServer, RefusingPort
 
-
-class HungServer:
-    """Accepts TCP connections on 127.0.0.1 and never answers: a cloud endpoint of a region
-    that is down. Holds every connection it accepted until closed."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
+__all__ = ["HungServer", "RefusingPort"]

@@ -69,6 +69,7 @@ class _Planner:
         self.resolved = runbook.resolved_params()
         self.ungraceful = scenario.mode == "ungraceful"
         self.cut_short: list[str] = []  # steps that time out before their action's own wait ends
+        self.homed_away: list[str] = []  # steps that need a control plane homed where the plan leaves
 
     def plan(self) -> Plan:
         runbook, scenario = self.runbook, self.scenario
@@ -248,6 +249,14 @@ class _Planner:
         if isinstance(waits, int | float) and waits > timeout and not skipped:
             waits_text, timeout_text = format_duration(waits), format_duration(timeout)
             self.cut_short.append(f"{step_id} (waits up to {waits_text}, times out after {timeout_text})")
+        source = self.runbook.sites[self.scenario.from_].aws
+        if (
+            action.control_plane
+            and not skipped
+            and source is not None
+            and source.region == action.control_plane
+        ):
+            self.homed_away.append(step_id)
         return PlannedStep(
             id=step_id,
             service=service,
@@ -355,6 +364,14 @@ class _Planner:
                 f"{len(irreversible)} step(s) are not pivots but cannot be rolled back: "
                 + ", ".join(irreversible[:5])
                 + (", ..." if len(irreversible) > 5 else "")
+            )
+        if self.homed_away:
+            source = self.runbook.sites[self.scenario.from_].aws
+            out.append(
+                f"{', '.join(self.homed_away)} change(s) through a control plane homed in "
+                f"{source.region if source else '?'}, the region this plan fails away from: with that "
+                "region down they cannot be made (Route 53's DNS keeps answering; ARC routing "
+                "controls and health-check failover records need no control plane)"
             )
         if self.cut_short:
             out.append(

@@ -251,6 +251,15 @@ def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, An
     is_flag=True,
     help="Run against embedded clouds on 127.0.0.1, made from the runbook's sandbox: section.",
 )
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND:ARGS",
+    help="With --sandbox, rehearse this fault (repeatable): site-down:SITE, site-refused:SITE, "
+    "throttle:SERVICE:PER_SECOND, stockout:ZONE, quota:METRIC:LIMIT, deny:PERMISSION. A site that is "
+    "down comes back before the drill fails back.",
+)
 @run_options
 @metrics_opt
 @handle_errors
@@ -266,11 +275,14 @@ def drill(
     state: str | None,
     fmt: str,
     sandbox: bool,
+    faults: tuple[str, ...],
     metrics_file: Path | None,
     **kwargs: Any,
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
     metrics = metrics_target(metrics_file)
+    if faults and not sandbox:
+        raise click.UsageError("--fault is rehearsed in the sandbox: add --sandbox")
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     undo = failback and rb.failback == "rollback"  # the way back is undoing the failover
@@ -283,14 +295,21 @@ def drill(
     datas: list[dict[str, Any]] = []
     undone: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        box = stack.enter_context(Sandbox(rb)) if sandbox else None
+        box = stack.enter_context(Sandbox(rb, faults)) if sandbox else None
         if box is not None:
-            options = replace(options, overrides=box.overrides(), sandbox=box.describe())
+            options = replace(
+                options,
+                overrides=box.overrides(),
+                site_overrides=box.site_overrides(),
+                sandbox=box.describe(),
+            )
             if state is None:  # a fresh world each time: its runs are not the real ones
                 spec = str(_fresh(sandbox_root(spec) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
             click.echo(f"sandbox: {box.describe()}; state in {spec}", err=True)
         store = open_store(spec)
-        for planned in legs:
+        for n, planned in enumerate(legs):
+            if n:
+                options = _back_up(box, options)
             result = _run(planned, options, partial(execute, planned, store))
             _print_result(result, fmt, store.url)
             datas.append(_report(planned, store, result))
@@ -302,6 +321,7 @@ def drill(
                 f"failback: undoing run {result.run_id} (the runbook says failback: rollback)", err=True
             )
             run_id = result.run_id
+            options = _back_up(box, options)
             result = _run(legs[0], options, lambda opts: resume(run_id, store, opts, rollback=True))
             _print_result(result, fmt, store.url)
             undone.append(_report(legs[0], store, result))
@@ -313,6 +333,14 @@ def drill(
     if metrics is not None:
         write_metrics(run_metrics(datas, undone), metrics)
     sys.exit(result.exit_code)
+
+
+def _back_up(box: Sandbox | None, options: Options) -> Options:
+    """Before a drill fails back, the sites its faults took down come back."""
+    if box is None or not box.site_overrides():
+        return options
+    click.echo(f"sandbox: {', '.join(box.lift_site_faults())} back up to fail back", err=True)
+    return replace(options, site_overrides=box.site_overrides(), sandbox=box.describe())
 
 
 @main.command(name="resume")

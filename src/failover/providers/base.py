@@ -243,6 +243,9 @@ class Action(_Described[P]):
 
     reversible: ClassVar[bool] = True
     apply_verifies: ClassVar[bool] = False
+    control_plane: ClassVar[str | None] = None
+    """The one region whose control plane the change goes through, wherever it is made (Route 53
+    record changes: us-east-1); the planner warns when a plan fails away from it."""
     """True when ``apply`` returns only once the condition ``verify`` checks holds (it waits for
     it): the engine then does not call ``verify`` again after a successful ``apply``."""
     verifiable: ClassVar[bool] = True

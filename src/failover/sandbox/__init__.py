@@ -1,13 +1,17 @@
 """Embedded clouds for drills without a cloud account: a moto server for AWS and the Compute
-Engine fake for GCP, on 127.0.0.1, holding what the runbook's ``sandbox:`` section declares."""
+Engine fake for GCP, on 127.0.0.1, holding what the runbook's ``sandbox:`` section declares, and
+the faults a drill rehearses (``sandbox/faults.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import SandboxError
+from failover.sandbox.dead import HungServer, RefusingPort
+from failover.sandbox.faults import HOMED_IN_US_EAST_1, Fault, parse_faults
 
 if TYPE_CHECKING:
     from failover.runbook import Runbook
@@ -23,8 +27,14 @@ class Sandbox:
     for AWS, the compute fake for GCP, each only if the section declares resources of that
     cloud), declared resources created, and the state they started in kept for comparison."""
 
-    def __init__(self, runbook: Runbook) -> None:
+    def __init__(self, runbook: Runbook, faults: Sequence[str] = ()) -> None:
+        """``faults``: ``KIND:ARGS`` strings, with those of the runbook's ``sandbox: faults``."""
         self.runbook = runbook
+        declared = runbook.sandbox.faults if runbook.sandbox is not None else []
+        self.faults: list[Fault] = parse_faults(declared, runbook.sites, "sandbox.faults") + parse_faults(
+            faults, runbook.sites
+        )
+        self._dead: dict[str, HungServer | RefusingPort] = {}  # site -> its dead endpoint
         self._stack = ExitStack()
         self._moto: aws.MotoSandbox | None = None
         self._aws: aws.Builder | None = None
@@ -48,6 +58,7 @@ class Sandbox:
             if spec.gcp is not None:
                 self._start_gcp()
             self.start = self.state()
+            self._apply_faults()
         except Exception as exc:
             self._stop()
             if isinstance(exc, SandboxError):
@@ -78,8 +89,61 @@ class Sandbox:
         self._gcp = Builder(placements, self._fake.fake)
         self._gcp.create(self.runbook.sandbox.gcp)
 
+    def _apply_faults(self) -> None:
+        from failover.sandbox.aws_faults import DENIED, Bucket
+
+        for fault in self.faults:
+            if fault.kind in ("site-down", "site-refused"):
+                dead = HungServer() if fault.kind == "site-down" else RefusingPort()
+                self._stack.callback(dead.close)
+                self._dead[fault.args[0]] = dead
+            elif fault.kind == "throttle":
+                self._aws_faults(fault).throttles[fault.args[0]] = Bucket(fault.number())
+            elif fault.kind == "deny" and ":" in fault.args[0]:
+                self._aws_faults(fault)
+                DENIED.add(fault.args[0])
+            else:
+                self._gcp_fault(fault)
+
+    def _aws_faults(self, fault: Fault) -> Any:
+        if self._moto is None or self._moto.faults is None:
+            raise SandboxError(f"fault {fault}: this sandbox has no AWS (its sandbox: section declares none)")
+        return self._moto.faults
+
+    def _gcp_fault(self, fault: Fault) -> None:
+        fake = self.compute_fake
+        if fake is None:
+            raise SandboxError(f"fault {fault}: this sandbox has no GCP (its sandbox: section declares none)")
+        play = getattr(fake, fault.kind.replace("-", "_"), None)
+        if play is None:
+            raise SandboxError(f"fault {fault}: the Compute Engine fake does not play {fault.kind} faults")
+        play(*fault.args)
+
+    def lift_site_faults(self) -> list[str]:
+        """The sites that were down come back (before a drill fails back); what came back."""
+        back = sorted(self._dead)
+        for dead in self._dead.values():
+            dead.close()
+        self._dead.clear()
+        self.faults = [f for f in self.faults if f.kind not in ("site-down", "site-refused")]
+        return back
+
+    def site_overrides(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per site and cloud, the settings that point a down site at its dead endpoint; a site
+        down in us-east-1 also takes Route 53's and IAM's control planes away from every site."""
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for site, dead in self._dead.items():
+            found[site] = {"aws": {"endpoint_url": dead.url}, "gcp": {"endpoint": dead.url}}
+            spec = self.runbook.sites[site].aws
+            if spec is not None and spec.region == "us-east-1":
+                homed = dict.fromkeys(HOMED_IN_US_EAST_1, dead.url)
+                for other in self.runbook.sites:
+                    found.setdefault(other, {}).setdefault("aws", {})["endpoint_urls"] = homed
+        return found
+
     def _stop(self) -> None:
         self._stack.close()
+        self._dead.clear()
         self._moto = self._fake = None
         self._aws = self._gcp = None
 
@@ -111,7 +175,8 @@ class Sandbox:
             servers.append(f"AWS (moto) on {self._moto.endpoint_url}")
         if self._fake is not None:
             servers.append(f"GCP (compute fake) on {self._fake.endpoint}")
-        return f"{' and '.join(servers)}, {len(self.start)} resource settings declared"
+        faults = f"; faults: {', '.join(map(str, self.faults))}" if self.faults else ""
+        return f"{' and '.join(servers)}, {len(self.start)} resource settings declared{faults}"
 
     def state(self) -> dict[str, Any]:
         """What a failover changes in the declared resources, now."""

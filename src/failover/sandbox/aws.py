@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -20,26 +21,40 @@ from botocore.config import Config
 
 from failover.errors import SandboxError
 from failover.providers.aws._client import SANDBOX_CREDENTIALS
+from failover.sandbox.aws_faults import DENIED, AwsFaults
 from failover.sandbox.spec import AwsSandbox
 
 JsonDict = dict[str, Any]
 
 
 class MotoSandbox:
-    """A moto server on 127.0.0.1 (a free port) for the duration of a ``with`` block."""
+    """A moto server on 127.0.0.1 (a free port) for the duration of a ``with`` block, behind the
+    layer that plays throttling and denied permissions (``faults``)."""
 
     def __init__(self) -> None:
         self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.faults: AwsFaults | None = None
         self.endpoint_url = ""
 
     def __enter__(self) -> MotoSandbox:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         extend_moto()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        DENIED.clear()
+        self.faults = AwsFaults(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", 0, self.faults, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="failover-moto", daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         GLOBAL_TABLES.clear()
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
@@ -53,8 +68,12 @@ class MotoSandbox:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            self._server = None
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._server = self._thread = None
+        DENIED.clear()
 
     def overrides(self) -> dict[str, str]:
         """Settings that point every AWS site of a run at this sandbox."""
@@ -301,7 +320,7 @@ def extend_moto() -> None:
     describe only the global cluster asked for; make a promoted read replica instance forget its
     source, as RDS does; give the DynamoDB tables the
     sandbox declares global their replicas; and answer IAM policy simulation (moto has none):
-    the sandbox's caller may do everything."""
+    the sandbox's caller may do everything but what a ``deny`` fault takes away."""
     from moto.core.responses import ActionResult
     from moto.dynamodb.models.table import Table
     from moto.iam.responses import IamResponse
@@ -325,7 +344,12 @@ def extend_moto() -> None:
         actions = self._get_param("ActionNames", [])
         resources = self._get_param("ResourceArns", []) or ["*"]
         results = [
-            {"EvalActionName": a, "EvalResourceName": r, "EvalDecision": "allowed", "MatchedStatements": []}
+            {
+                "EvalActionName": a,
+                "EvalResourceName": r,
+                "EvalDecision": "implicitDeny" if a in DENIED else "allowed",
+                "MatchedStatements": [],
+            }
             for a in actions
             for r in resources
         ]

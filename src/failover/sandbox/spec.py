@@ -234,3 +234,8 @@ class Sandbox(_Spec):
 
     aws: AwsSandbox | None = None
     gcp: GcpSandbox | None = None
+    faults: list[str] = Field(
+        default_factory=list,
+        description="Faults every sandbox drill of the runbook rehearses, as drill --fault takes them "
+        "(site-down:SITE, throttle:SERVICE:PER_SECOND, stockout:ZONE...).",
+    )

@@ -165,7 +165,8 @@ def client(
     from the time the step or check has left (see :func:`limits`). Clients are shared per site,
     service, region, endpoint and limits, so a long step keeps reusing one."""
     region = region or _region(ctx)
-    endpoint = _text(ctx, "endpoint_url") or endpoint_url  # the sandbox's endpoint wins
+    # the sandbox's endpoints win over an API's own (ARC's cluster)
+    endpoint = _service_endpoint(ctx, service) or _text(ctx, "endpoint_url") or endpoint_url
     with aws_errors(ctx, f"the {service} client"):
         session = _session(ctx)
         bound = limits(
@@ -188,6 +189,14 @@ def _region(ctx: Context) -> str:
     if not region:
         raise ProviderError(f"site {ctx.placement.site} has no AWS region: add `aws: {{region: ...}}` to it")
     return region
+
+
+def _service_endpoint(ctx: Context, service: str) -> str | None:
+    """A service's own endpoint, where the settings give one (``endpoint_urls``: a sandbox whose
+    us-east-1 is down takes Route 53's and IAM's control planes down for every site)."""
+    found = ctx.settings.get("endpoint_urls")
+    url = found.get(service) if isinstance(found, dict) else None
+    return url if isinstance(url, str) and url else None
 
 
 def _text(ctx: Context, key: str) -> str | None:

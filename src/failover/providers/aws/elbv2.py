@@ -11,6 +11,34 @@ from failover.providers.aws._client import aws_errors, client
 from failover.providers.base import Action, Context, Params, Permission, Placement
 
 
+def _sendable(action: dict[str, Any]) -> dict[str, Any]:
+    """An action as DescribeListeners or DescribeRules returned it, made fit to send back with
+    ModifyListener or ModifyRule (request and answer share one ``Action`` shape, but not what the
+    service accepts):
+
+    - ``authenticate-oidc``: Describe never returns the client secret, and a request without one
+      is refused unless it says ``UseExistingClientSecret: true``. A ``ClientSecret`` found in the
+      action (a snapshot written by hand) is dropped: the secret AWS holds is kept, never resent.
+    - ``forward``: ``TargetGroupArn`` may go with ``ForwardConfig`` only when the config holds that
+      one target group; otherwise the config says where to forward and ``TargetGroupArn`` is dropped.
+    """
+    sent = dict(action)
+    oidc = sent.get("AuthenticateOidcConfig")
+    if isinstance(oidc, dict):
+        sent["AuthenticateOidcConfig"] = {
+            **{k: v for k, v in oidc.items() if k != "ClientSecret"},
+            "UseExistingClientSecret": True,
+        }
+    groups = (sent.get("ForwardConfig") or {}).get("TargetGroups") or []
+    if (
+        groups
+        and "TargetGroupArn" in sent
+        and [g.get("TargetGroupArn") for g in groups] != [sent["TargetGroupArn"]]
+    ):
+        del sent["TargetGroupArn"]
+    return sent
+
+
 class TargetGroupWeightsParams(Params):
     load_balancer: str = Field(description="Load balancer name.")
     port: int = Field(ge=1, le=65535, description="Listener port.")
@@ -168,11 +196,12 @@ class SetTargetGroupWeights(Action[TargetGroupWeightsParams]):
         actions: list[dict[str, Any]],
     ) -> None:
         elb = client(ctx, "elbv2")
+        sent = [_sendable(a) for a in actions]
         with aws_errors(ctx, f"load balancer {params.load_balancer}:{params.port}"):
             if kind == "listener":
-                elb.modify_listener(ListenerArn=arn, DefaultActions=actions)
+                elb.modify_listener(ListenerArn=arn, DefaultActions=sent)
             else:
-                elb.modify_rule(RuleArn=arn, Actions=actions)
+                elb.modify_rule(RuleArn=arn, Actions=sent)
 
     def verify(self, ctx: Context, params: TargetGroupWeightsParams) -> bool:
         now = self.read(ctx, params)

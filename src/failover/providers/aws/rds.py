@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import Field, JsonValue, model_validator
 
 from failover.durations import Duration, format_duration
-from failover.errors import ProviderError
+from failover.errors import ProviderError, TransientProviderError
 from failover.providers.aws._client import aws_errors, client
 from failover.providers.base import (
     Action,
@@ -47,6 +47,49 @@ def _writer_arn(global_cluster: dict[str, Any]) -> str | None:
     )
 
 
+def _cluster_id(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1]  # arn:aws:rds:REGION:ACCOUNT:cluster:ID
+
+
+_FAILOVER_STATE = ("Status", "FromDbClusterArn", "ToDbClusterArn", "IsDataLossAllowed")
+_MOVING_STATUSES = ("switching-over", "failing-over")
+"""``GlobalCluster.Status`` while a switchover or failover is under way."""
+
+
+def _move_in_progress(global_cluster: dict[str, Any]) -> dict[str, Any] | None:
+    """The switchover or failover asked for and not yet over, else None.
+
+    AWS describes it in ``FailoverState`` (``Status``: ``pending``, ``switching-over``,
+    ``failing-over`` or ``cancelling``; ``FromDbClusterArn``, ``ToDbClusterArn``,
+    ``IsDataLossAllowed``) only while one is scheduled or under way, so any status there counts:
+    in ``pending`` the global cluster may still be ``available`` with the old writer. Without a
+    FailoverState, a ``Status`` of ``switching-over`` or ``failing-over`` says a move of
+    unknown target is under way (``{"Status": ...}``)."""
+    state = global_cluster.get("FailoverState") or {}
+    if state.get("Status"):
+        return dict(state)
+    if global_cluster.get("Status") in _MOVING_STATUSES:
+        return {"Status": global_cluster["Status"]}
+    return None
+
+
+def _move_name(state: dict[str, Any]) -> str:
+    """``switchover to orders-usw2`` (``failover`` when data loss is allowed)."""
+    kind = "failover" if state.get("IsDataLossAllowed") else "switchover"
+    to = state.get("ToDbClusterArn")
+    return f"{kind} to {_cluster_id(to) if to else 'an unknown cluster'}"
+
+
+def _unsynchronized(global_cluster: dict[str, Any]) -> dict[str, str]:
+    """Member ARN -> ``SynchronizationStatus`` of the members that report one other than
+    ``connected`` (``pending-resync``: an old primary catching up after a failover)."""
+    return {
+        m["DBClusterArn"]: str(m["SynchronizationStatus"])
+        for m in global_cluster.get("GlobalClusterMembers", [])
+        if m.get("SynchronizationStatus") not in (None, "connected")
+    }
+
+
 class GlobalWriterParams(Params):
     global_cluster: str = Field(description="Aurora global database identifier.")
     target_cluster: str = Field(description="Cluster (in the step's site) to make the writer.")
@@ -78,28 +121,72 @@ class _MoveGlobalWriter(Action[GlobalWriterParams]):
     def read(self, ctx: Context, params: GlobalWriterParams) -> JsonValue:
         return {"writer": _writer_arn(_global(ctx, params.global_cluster))}
 
-    def verify(self, ctx: Context, params: GlobalWriterParams) -> bool:
+    def _look(self, ctx: Context, params: GlobalWriterParams) -> tuple[str, dict[str, Any]]:
+        """(the target's ARN, the global cluster)."""
         target = _cluster(ctx, params.target_cluster)["DBClusterArn"]
-        found = _global(ctx, params.global_cluster)
-        return _writer_arn(found) == target and found.get("Status") == "available"
+        return target, _global(ctx, params.global_cluster)
+
+    @staticmethod
+    def _done(found: dict[str, Any], target: str) -> bool:
+        return (
+            _writer_arn(found) == target
+            and found.get("Status") == "available"
+            and _move_in_progress(found) is None
+        )
+
+    def verify(self, ctx: Context, params: GlobalWriterParams) -> bool:
+        target, found = self._look(ctx, params)
+        return self._done(found, target)
+
+    def _moving(self, params: GlobalWriterParams, found: dict[str, Any], target: str) -> bool:
+        """Whether a move toward the target is under way (to wait for, not to ask again).
+
+        A move toward another cluster is fatal: this step does not race it. A move toward the
+        target that is being cancelled is transient: it will not make the target the writer,
+        and once it is over the step may ask again."""
+        state = _move_in_progress(found)
+        if state is None:
+            return False
+        where = f"global cluster {params.global_cluster}"
+        to = state.get("ToDbClusterArn")
+        if to and to != target:
+            raise ProviderError(
+                f"{where}: a {_move_name(state)} is {state.get('Status')} ({to}); not moving the writer to "
+                f"{params.target_cluster} ({target}) until it is over"
+            )
+        if state.get("Status") == "cancelling":
+            raise TransientProviderError(
+                f"{where}: the {_move_name(state)} is being cancelled; "
+                f"{params.target_cluster} is asked again once the cancellation is over"
+            )
+        return True
+
+    def _ready(self, params: GlobalWriterParams, found: dict[str, Any], target: str) -> None:
+        """Raise when the target cannot be asked for now (before the request only)."""
 
     def apply(self, ctx: Context, params: GlobalWriterParams) -> JsonValue:
-        target = _cluster(ctx, params.target_cluster)["DBClusterArn"]
-        found = _global(ctx, params.global_cluster)
+        target, found = self._look(ctx, params)
         members = [m["DBClusterArn"] for m in found.get("GlobalClusterMembers", [])]
         if target not in members:
             raise ProviderError(
                 f"global cluster {params.global_cluster}: {params.target_cluster} ({target}) is not a member "
                 f"(members: {', '.join(members) or 'none'})"
             )
-        moving = found.get("Status") in ("switching-over", "failing-over")  # asked already: wait
+        moving = self._moving(params, found, target)  # asked already (this run or another): wait
         if _writer_arn(found) != target and not moving:
+            self._ready(params, found, target)
             with aws_errors(ctx, f"global cluster {params.global_cluster}"):
                 getattr(client(ctx, "rds"), self.api)(**self._request(params, target))
+
+        def reached() -> bool:
+            now_target, now = self._look(ctx, params)
+            self._moving(params, now, now_target)  # stops waiting for a move that will not come
+            return self._done(now, now_target)
+
         wait_until(
             ctx,
             f"{params.target_cluster} the writer of global cluster {params.global_cluster}",
-            lambda: self.verify(ctx, params),
+            reached,
             params.wait_timeout,
         )
         return {"writer": target}
@@ -121,6 +208,17 @@ class SwitchoverGlobalCluster(_MoveGlobalWriter):
             f"Switch over Aurora global database {params.global_cluster} to {params.target_cluster} "
             f"{where.phrase()} (no data loss)"
         )
+
+    def _ready(self, params: GlobalWriterParams, found: dict[str, Any], target: str) -> None:
+        """A switchover loses no data: Aurora asks the target to be in sync (``connected``).
+        A member ``pending-resync`` (an old primary after a failover) gets there on its own, so
+        this is transient."""
+        status = _unsynchronized(found).get(target)
+        if status is not None:
+            raise TransientProviderError(
+                f"global cluster {params.global_cluster}: {params.target_cluster} ({target}) is {status}, "
+                "not connected: a switchover needs it in sync, so it is not requested yet"
+            )
 
 
 class FailoverGlobalCluster(_MoveGlobalWriter):
@@ -326,14 +424,22 @@ class GlobalClusterHealthy(Check[GlobalHealthyParams]):
         found = _global(ctx, params.global_cluster)
         members = found.get("GlobalClusterMembers", [])
         writers = [m["DBClusterArn"] for m in members if m.get("IsWriter")]
+        lagging = _unsynchronized(found)
+        state = found.get("FailoverState") or {}
+        moving = {k: state[k] for k in _FAILOVER_STATE if k in state} if state.get("Status") else None
         observed: dict[str, JsonValue] = {
             "status": found.get("Status"),
             "writers": writers,
             "members": len(members),
+            "unsynchronized": dict(lagging),
+            "failover_state": moving,
         }
         problems = []
         if found.get("Status") != "available":
             problems.append(f"status {found.get('Status')}")
+        if moving is not None:
+            problems.append(f"{_move_name(moving)} {moving['Status']}")
+        problems += [f"{_cluster_id(arn)} {status}" for arn, status in lagging.items()]
         if len(writers) != 1:
             problems.append(f"{len(writers)} writers")
         if params.members is not None and len(members) != params.members:

@@ -155,6 +155,7 @@ class SetWeights(Action[SetWeightsParams]):
 
     name = "aws.route53.set_weights"
     cloud = "aws"
+    control_plane = "us-east-1"  # record changes go through Route 53's control plane there
     params_model = SetWeightsParams
     default_estimate_s = 60.0
     permission_names = (
@@ -216,6 +217,7 @@ class SetFailoverRecords(Action[SetFailoverParams]):
 
     name = "aws.route53.set_failover_records"
     cloud = "aws"
+    control_plane = "us-east-1"  # record changes go through Route 53's control plane there
     params_model = SetFailoverParams
     default_estimate_s = 60.0
     permission_names = SetWeights.permission_names
