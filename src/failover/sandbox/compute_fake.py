@@ -17,6 +17,37 @@ region's quota cannot hold stay missing, with QUOTA_EXCEEDED in the group's last
 autoscaler that is on keeps its group between its limits. Faults can be injected: an HTTP error
 (429, 503, 403 quotaExceeded...) for matching requests, or an operation that ends DONE in error.
 
+Capacity faults, as a region short of room or quota on the day of a failover shows them::
+
+    fake.stockout("us-west1-a")                  # the zone has no room for new instances
+    fake.stockout("us-west1-a", details=True)    # ... reported as ..._WITH_DETAILS
+    fake.stockout("us-west1-a", False)           # room again
+    fake.quota("CPUS", 8)                        # a regional quota, in every region and project
+    fake.quota("N2_CPUS", 16, project="shop-prod", region="us-west1")
+    fake.quota("INSTANCES", 4)                   # overrides set_region's instances_quota
+    fake.quota("CPUS", None)                     # no such limit any more
+    fake.set_machine_type("projects/P/zones/Z/instanceGroupManagers/G", "n2-standard-4")
+
+A resize is accepted and its operation succeeds whatever the faults (as Compute Engine does: the
+instances are created after it). An instance that cannot be created (a stocked-out zone, or a
+quota the new instance would exceed) stays CREATING in listManagedInstances, with the error in
+its ``lastAttempt.errors`` as Compute Engine reports it (``ZONE_RESOURCE_POOL_EXHAUSTED`` or
+``ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS`` naming the zone, ``QUOTA_EXCEEDED`` with
+``Quota 'CPUS' exceeded.  Limit: 8.0 in region R.`` and its ``quotaInfo``), and the group is not
+stable (``currentActions.creating`` counts them). Each read of the group tries them again, so a
+fault that is lifted lets them be created. A regional group places its instances in the zones
+a, b and c of its region in turn, and an instance keeps the zone it was given (as an even
+distribution does): a stockout in one zone leaves that zone's share missing.
+
+Quotas are per project and region, as Compute Engine's regional quotas are: ``INSTANCES`` counts
+every instance; ``CPUS`` the vCPUs of the E2, N1, F1 and G1 instances that are not TERMINATED,
+and ``<FAMILY>_CPUS`` (``N2_CPUS``, ``C3_CPUS``...) those of that family. The vCPUs come from
+the machine type's name (``e2-medium`` 2, ``n2-standard-4`` 4, ``n2-custom-6-23040`` 6); a
+group's instances are ``e2-medium`` unless ``set_machine_type`` says otherwise, an instance is
+what its insert says (``e2-medium`` if nothing). ``regions.get`` reports ``INSTANCES`` and each
+metric given a limit, with its usage. Starting or inserting an instance checks the same faults:
+its operation ends DONE in error with that code.
+
 Not modelled: instance templates, health checks and target proxies as resources (their URLs
 are only checked for form), load, and any API not listed above.
 """
@@ -41,6 +72,12 @@ from failover.providers.gcp._client import relative
 JsonDict = dict[str, Any]
 
 DEFAULT_INSTANCES_QUOTA = 24
+DEFAULT_MACHINE_TYPE = "e2-medium"
+STOCKOUT = "ZONE_RESOURCE_POOL_EXHAUSTED"
+_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
+_METRIC = re.compile(r"[A-Z][A-Z0-9_]*")
+_SHARED_CORE_CPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
+_CPUS_FAMILIES = ("e2", "n1", "f1", "g1")  # counted by the CPUS quota; others by <FAMILY>_CPUS
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -94,14 +131,23 @@ class _Operation:
 
 
 @dataclass
+class _Pending:
+    """An instance of a group that could not be created yet: its path (zone and name are given
+    when it is first tried) and why, as ``lastAttempt.errors.errors[]`` says it."""
+
+    path: str
+    error: JsonDict
+
+
+@dataclass
 class _Group:
-    """What a managed instance group holds besides its JSON: its instances, and how many more
-    observations it takes to converge."""
+    """What a managed instance group holds besides its JSON: its instances, those it could not
+    create yet, and how many more observations it takes to converge."""
 
     members: list[str] = field(default_factory=list)  # instance resource paths
     created: int = 0
     settle_left: int = 0
-    missing: int = 0
+    pending: list[_Pending] = field(default_factory=list)
 
 
 def _now() -> str:
@@ -137,6 +183,9 @@ class ComputeFake:
         self._faults: list[Fault] = []
         self._denied: set[str] = set()
         self._unhealthy: set[str] = set()
+        self._stockouts: dict[str, str] = {}  # zone -> error code
+        self._quotas: dict[tuple[str | None, str | None, str], float] = {}  # (project, region, metric)
+        self._machine_types: dict[str, str] = {}  # group path -> machine type of its new instances
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
         self.endpoint = ""
@@ -215,6 +264,41 @@ class ComputeFake:
         with self._lock:
             (self._unhealthy.add if unhealthy else self._unhealthy.discard)(relative(instance))
 
+    def stockout(self, zone: str, active: bool = True, *, details: bool = False) -> None:
+        """A zone out of resources (``us-west1-a``, in every project): no instance can be created
+        or started there until ``stockout(zone, False)``. The error is
+        ``ZONE_RESOURCE_POOL_EXHAUSTED``, or ``..._WITH_DETAILS`` with ``details``."""
+        if not _ZONE.fullmatch(zone):
+            raise ValueError(f"a stockout needs a zone like us-west1-a, not {zone!r}")
+        with self._lock:
+            if active:
+                self._stockouts[zone] = f"{STOCKOUT}_WITH_DETAILS" if details else STOCKOUT
+            else:
+                self._stockouts.pop(zone, None)
+
+    def quota(
+        self, metric: str, limit: float | None, *, project: str | None = None, region: str | None = None
+    ) -> None:
+        """The limit of a regional quota metric (``CPUS``, ``N2_CPUS``, ``INSTANCES``...) in
+        ``project`` and ``region`` (every one when not given; the most specific limit applies);
+        ``None`` removes it. An ``INSTANCES`` limit given here overrides the region's
+        ``instances_quota``."""
+        if not _METRIC.fullmatch(metric):
+            raise ValueError(f"a quota needs a quota metric like CPUS or N2_CPUS, not {metric!r}")
+        if limit is not None and (isinstance(limit, bool) or limit < 0):
+            raise ValueError(f"a quota needs a non-negative limit, not {limit!r}")
+        with self._lock:
+            if limit is None:
+                self._quotas.pop((project, region, metric), None)
+            else:
+                self._quotas[(project, region, metric)] = float(limit)
+
+    def set_machine_type(self, group: str, machine_type: str) -> None:
+        """The machine type of the instances a group (``projects/P/zones/Z/instanceGroupManagers/G``
+        or its regional form) creates from now on (its template's, which the fake does not keep)."""
+        with self._lock:
+            self._machine_types[relative(group)] = machine_type
+
     # -- dispatch ------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, raw: bytes) -> tuple[int, JsonDict]:
@@ -282,8 +366,59 @@ class ComputeFake:
         return region
 
     def _instances_in(self, project: str, region: str) -> int:
+        return len(self._region_instances(project, region))
+
+    def _region_instances(self, project: str, region: str) -> list[JsonDict]:
         prefix = f"projects/{project}/zones/{region}-"
-        return sum(1 for p in self._resources if p.startswith(prefix) and "/instances/" in p)
+        return [r for p, r in self._resources.items() if p.startswith(prefix) and "/instances/" in p]
+
+    def _limit(self, project: str, region: str, metric: str) -> float | None:
+        """A quota metric's limit in a project's region (``INSTANCES``: the region's own unless
+        overridden), or None when there is none."""
+        for key in ((project, region), (project, None), (None, region), (None, None)):
+            found = self._quotas.get((*key, metric))
+            if found is not None:
+                return found
+        if metric == "INSTANCES":
+            return float(self._region(project, region)["quota"])
+        return None
+
+    def _usage(self, project: str, region: str, metric: str) -> float:
+        instances = self._region_instances(project, region)
+        if metric == "INSTANCES":
+            return float(len(instances))
+        return float(
+            sum(
+                _cpus(i["machineType"])
+                for i in instances
+                if i["status"] != "TERMINATED" and _cpu_metric(i["machineType"]) == metric
+            )
+        )
+
+    def _cannot_run(self, project: str, zone: str, machine_type: str, new: bool) -> JsonDict | None:
+        """Why an instance of ``machine_type`` cannot be created (``new``) or started in ``zone``
+        now, as an ``errors[]`` entry of Compute Engine; None when it can."""
+        region = zone.rsplit("-", 1)[0]
+        wants = {_cpu_metric(machine_type): _cpus(machine_type)}
+        if new:
+            wants["INSTANCES"] = 1
+        for metric, more in sorted(wants.items()):
+            limit = self._limit(project, region, metric)
+            if limit is not None and self._usage(project, region, metric) + more > limit:
+                return _quota_error(metric, limit, region)
+        code = self._stockouts.get(zone)
+        if code is None:
+            return None
+        tail = (
+            "'(resource type:compute)'."
+            if code.endswith("_WITH_DETAILS")
+            else ("Try a different zone, or try again later.")
+        )
+        message = (
+            f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available "
+            f"to fulfill the request.  {tail}"
+        )
+        return {"code": code, "message": message}
 
     def _new(
         self, call: _Call, collection: str, what: str, loc: str | None = None
@@ -414,11 +549,15 @@ class ComputeFake:
         return igm
 
     def _settle(self, path: str) -> None:
+        """One observation of a group: it converges once enough of them were made; after that,
+        each one tries again to create the instances it could not (Compute Engine retries)."""
         group = self._groups[path]
         if group.settle_left > 0:
             group.settle_left -= 1
             if group.settle_left == 0:
                 self._converge(path)
+        elif group.pending:
+            self._converge(path)
 
     def _igm_resize(self, call: _Call) -> JsonDict:
         path, _ = self._igm(call)
@@ -445,7 +584,7 @@ class ComputeFake:
                 size = max(policy.get("minNumReplicas", 0), min(policy["maxNumReplicas"], size))
         igm["targetSize"] = size
         group = self._groups[path]
-        if len(group.members) == size:
+        if len(group.members) == size and not group.pending:
             return
         igm["status"]["isStable"] = False
         delta = size - len(group.members)
@@ -455,48 +594,56 @@ class ComputeFake:
         group.settle_left = max(1, self.settle_polls)
 
     def _converge(self, path: str) -> None:
-        """Create or delete instances so the group holds its target size, as quota allows."""
+        """Create or delete instances so the group holds its target size, as quotas and zones
+        allow: the instances it could not create are tried again first, in the zones they were
+        given; an instance that still cannot be created stays pending, with why."""
         igm, group = self._resources[path], self._groups[path]
         kind, loc = path.split("/")[2:4]
         project, region = _group_region(path)
-        quota = self._region(project, region)["quota"]
-        while len(group.members) > igm["targetSize"]:
+        target = igm["targetSize"]
+        while group.pending and len(group.members) + len(group.pending) > target:
+            group.pending.pop()  # not created yet: the first to go
+        while len(group.members) > target:
             self._resources.pop(group.members.pop(), None)
-        group.missing = 0
-        while len(group.members) < igm["targetSize"]:
-            if self._instances_in(project, region) >= quota:
-                group.missing = igm["targetSize"] - len(group.members)
-                break
+        slots, group.pending = [p.path for p in group.pending], []
+        while len(group.members) + len(slots) < target:
             group.created += 1
             zone = loc if kind == "zones" else f"{region}-{'abc'[group.created % 3]}"
             suffix = hashlib.sha1(f"{path}#{group.created}".encode()).hexdigest()[:4]
-            instance = f"projects/{project}/zones/{zone}/instances/{igm['baseInstanceName']}-{suffix}"
-            self._resources[instance] = self._instance_body(instance, "RUNNING")
+            slots.append(f"projects/{project}/zones/{zone}/instances/{igm['baseInstanceName']}-{suffix}")
+        machine_type = self._machine_types.get(path, DEFAULT_MACHINE_TYPE)
+        for instance in slots:
+            error = self._cannot_run(project, instance.split("/")[3], machine_type, new=True)
+            if error is not None:
+                group.pending.append(_Pending(instance, error))
+                continue
+            self._resources[instance] = self._instance_body(instance, "RUNNING", machine_type)
             group.members.append(instance)
-        stable = group.missing == 0
-        igm["status"]["isStable"] = stable
-        igm["currentActions"] = {"none": len(group.members), "creating": group.missing, "deleting": 0}
+        creating = len(group.pending)
+        igm["status"]["isStable"] = creating == 0
+        igm["currentActions"] = {"none": len(group.members), "creating": creating, "deleting": 0}
 
     def _igm_list(self, call: _Call) -> JsonDict:
         path, _ = self._igm(call)
         self._settle(path)
         group = self._groups[path]
         managed: list[JsonDict] = [
-            {"instance": self.url(p), "instanceStatus": self._resources[p]["status"], "currentAction": "NONE"}
+            {
+                "instance": self.url(p),
+                "name": p.rsplit("/", 1)[-1],
+                "id": self._resources[p]["id"],
+                "instanceStatus": self._resources[p]["status"],
+                "currentAction": "NONE",
+            }
             for p in group.members
         ]
-        project, region = _group_region(path)
-        limit = self._region(project, region)["quota"]
-        error = {
-            "code": "QUOTA_EXCEEDED",
-            "message": f"Quota 'INSTANCES' exceeded. Limit: {limit} in region {region}.",
-        }
-        for n in range(group.missing):
+        for pending in group.pending:  # the URL and name exist before the instance does
             managed.append(
                 {
-                    "instance": self.url(f"{path}/pending-{n}"),
+                    "instance": self.url(pending.path),
+                    "name": pending.path.rsplit("/", 1)[-1],
                     "currentAction": "CREATING",
-                    "lastAttempt": {"errors": {"errors": [error]}},
+                    "lastAttempt": {"errors": {"errors": [json.loads(json.dumps(pending.error))]}},
                 }
             )
         return {"managedInstances": managed}
@@ -735,7 +882,7 @@ class ComputeFake:
 
     # -- instances -----------------------------------------------------------------------
 
-    def _instance_body(self, path: str, status: str) -> JsonDict:
+    def _instance_body(self, path: str, status: str, machine_type: str = DEFAULT_MACHINE_TYPE) -> JsonDict:
         self._counter += 1
         zone = path.split("/instances/")[0]  # projects/P/zones/Z
         return {
@@ -744,7 +891,7 @@ class ComputeFake:
             "name": path.rsplit("/", 1)[-1],
             "status": status,
             "zone": self.url(zone),
-            "machineType": self.url(f"{zone}/machineTypes/e2-medium"),
+            "machineType": self.url(f"{zone}/machineTypes/{machine_type}"),
             "ip": f"10.{self._counter // 65536 % 256}.{self._counter // 256 % 256}.{self._counter % 256}",
             "selfLink": self.url(path),
         }
@@ -752,12 +899,14 @@ class ComputeFake:
     def _instance_insert(self, call: _Call) -> JsonDict:
         project, zone = call.args["project"], call.args["zone"]
         _, _, _, path = self._new(call, "instances", "instance", loc=f"zones/{zone}")
-        region = self._zone_region(project, zone)
+        self._zone_region(project, zone)
+        machine_type = str(call.body.get("machineType") or DEFAULT_MACHINE_TYPE).rsplit("/", 1)[-1]
 
         def effect() -> None:
-            if self._instances_in(project, region) >= self._region(project, region)["quota"]:
-                raise ApiError(403, "QUOTA_EXCEEDED", f"Quota 'INSTANCES' exceeded in region {region}.")
-            self._resources[path] = self._instance_body(path, "RUNNING")
+            error = self._cannot_run(project, zone, machine_type, new=True)
+            if error is not None:
+                raise ApiError(403, error["code"], error["message"])
+            self._resources[path] = self._instance_body(path, "RUNNING", machine_type)
 
         return self._operation(call, project, f"zones/{zone}", path, "insert", effect)
 
@@ -773,6 +922,11 @@ class ComputeFake:
         instance = self._get(path)
 
         def effect() -> None:
+            if verb == "start" and instance["status"] == "TERMINATED":
+                machine_type = str(instance["machineType"]).rsplit("/", 1)[-1]
+                error = self._cannot_run(project, zone, machine_type, new=False)
+                if error is not None:
+                    raise ApiError(403, error["code"], error["message"])
             instance["status"] = "RUNNING" if verb == "start" else "TERMINATED"
 
         return self._operation(call, project, f"zones/{zone}", path, verb, effect)
@@ -782,17 +936,17 @@ class ComputeFake:
     def _region_get(self, call: _Call) -> JsonDict:
         project, name = call.args["project"], call.args["region"]
         region = self._region(project, name)
+        metrics = sorted(
+            {"INSTANCES", *(m for p, r, m in self._quotas if p in (None, project) and r in (None, name))}
+        )
         return {
             "kind": "compute#region",
             "name": name,
             "status": region["status"],
             "zones": [self.url(f"projects/{project}/zones/{name}-{z}") for z in "abc"],
             "quotas": [
-                {
-                    "metric": "INSTANCES",
-                    "limit": float(region["quota"]),
-                    "usage": float(self._instances_in(project, name)),
-                }
+                {"metric": m, "limit": self._limit(project, name, m), "usage": self._usage(project, name, m)}
+                for m in metrics
             ],
             "selfLink": self.url(f"projects/{project}/regions/{name}"),
         }
@@ -810,6 +964,47 @@ class ComputeFake:
             )
         held = [p for p in asked if p not in self._denied]
         return {"permissions": held} if held else {}
+
+
+def _cpus(machine_type: str) -> int:
+    """The vCPUs of a machine type, from its name: ``n2-standard-4`` 4, ``n2-custom-6-23040`` 6,
+    ``e2-medium`` 2 (shared core)."""
+    name = machine_type.rsplit("/", 1)[-1]
+    if name in _SHARED_CORE_CPUS:
+        return _SHARED_CORE_CPUS[name]
+    parts = name.split("-")
+    if (
+        "custom" in parts
+        and parts.index("custom") + 1 < len(parts)
+        and parts[parts.index("custom") + 1].isdigit()
+    ):
+        return int(parts[parts.index("custom") + 1])
+    return int(parts[-1]) if parts[-1].isdigit() else 1
+
+
+def _cpu_metric(machine_type: str) -> str:
+    """The regional quota metric a machine type's vCPUs count against: CPUS, N2_CPUS..."""
+    family = machine_type.rsplit("/", 1)[-1].split("-")[0]
+    return "CPUS" if family in _CPUS_FAMILIES else f"{family.upper()}_CPUS"
+
+
+def _quota_error(metric: str, limit: float, region: str) -> JsonDict:
+    """A QUOTA_EXCEEDED entry of ``errors[]``, with its ``quotaInfo`` as Compute Engine gives it."""
+    limit_name = f"{metric.replace('_CPUS', '-CPUS')}-per-project-region"
+    return {
+        "code": "QUOTA_EXCEEDED",
+        "message": f"Quota '{metric}' exceeded.  Limit: {limit} in region {region}.",
+        "errorDetails": [
+            {
+                "quotaInfo": {
+                    "metricName": f"compute.googleapis.com/{metric.lower()}",
+                    "limitName": limit_name,
+                    "dimensions": {"region": region},
+                    "limit": limit,
+                }
+            }
+        ],
+    }
 
 
 def _group_region(path: str) -> tuple[str, str]:

@@ -59,6 +59,7 @@ class SetAutoscalerLimits(Action[LimitsParams]):
         "compute.autoscalers.get",
         "compute.autoscalers.update",
         "compute.instanceGroupManagers.get",
+        "compute.instanceGroupManagers.update",
         "compute.zoneOperations.get",
         "compute.regionOperations.get",
     )
@@ -77,6 +78,8 @@ class SetAutoscalerLimits(Action[LimitsParams]):
             Permission("gcp", "compute.autoscalers.get", resource),
             Permission("gcp", "compute.autoscalers.update", resource),
             Permission("gcp", "compute.instanceGroupManagers.get"),  # the size of the group it scales
+            # the rollback resizes that group back to its size before the step (see compensate)
+            Permission("gcp", "compute.instanceGroupManagers.update"),
             Permission(
                 "gcp", "compute.zoneOperations.get" if params.zone else "compute.regionOperations.get"
             ),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, JsonValue
 
-from failover.durations import Duration
-from failover.errors import ProviderError
+from failover.durations import Duration, format_duration
+from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import (
     Action,
     Check,
@@ -28,9 +31,15 @@ from failover.providers.gcp._client import (
     project,
     region,
     relative,
+    where,
 )
 
 OPERATION_PERMISSIONS = ("compute.zoneOperations.get", "compute.regionOperations.get")
+
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+STOCKOUT_CODES = frozenset({"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"})
+LOOK_EVERY_S = 10.0
+"""While a group is not stable, its managed instances are listed at most this often."""
 
 
 class GroupParams(Params):
@@ -68,15 +77,119 @@ def autoscaler_at(ctx: Context, url: str) -> Any:
         )
 
 
-def _quota_errors(ctx: Context, params: GroupParams) -> list[str]:
-    """Why instances of the group could not be created, as the group's last attempts say."""
+@dataclass(frozen=True)
+class _Blocked:
+    """Instances of a group that could not be created for one reason: a stocked-out zone, or a
+    quota metric of a region; how many, and Compute Engine's error."""
+
+    code: str
+    place: str  # "zone us-west1-a", "quota CPUS in region us-west1"
+    count: int
+    message: str
+
+    def __str__(self) -> str:
+        plural = "" if self.count == 1 else "s"
+        joint = " in" if self.place.startswith("zone") else ","
+        return f"{self.count} instance{plural}{joint} {self.place}: {self.code}: {self.message}"
+
+
+def _place(code: str, error: Any, instance: str) -> str:
+    """Where an error of a managed instance's last attempt is: the zone of a stockout (the
+    instance's, or the one its message names), the quota metric and region of a quota."""
+    zone = re.search(r"/zones/([^/']+)", instance) or re.search(r"zones/([^/']+)'", error.message)
+    if code in STOCKOUT_CODES:
+        return f"zone {zone[1]}" if zone else "a zone"
+    details = [d.quota_info for d in error.error_details if d.quota_info.metric_name]
+    named = re.search(r"Quota '([^']+)'", error.message)
+    metric = named[1] if named else (details[0].metric_name.rsplit("/", 1)[-1].upper() if details else "?")
+    at = re.search(r" in region ([a-z0-9-]+)", error.message)
+    scope = (details[0].dimensions.get("region") if details else None) or (at[1] if at else None)
+    if scope is None and zone:
+        scope = zone[1].rsplit("-", 1)[0]
+    return f"quota {metric} in region {scope}" if scope else f"quota {metric}"
+
+
+def _creation_errors(ctx: Context, params: GroupParams) -> list[_Blocked]:
+    """The instances of the group that Compute Engine is still trying to create and could not,
+    for a zone stockout (``ZONE_RESOURCE_POOL_EXHAUSTED*``) or a quota (``QUOTA_EXCEEDED``), as
+    their ``lastAttempt.errors`` say; grouped by error code and zone or quota."""
     client, scope, path = _managers(ctx, params)
+    seen: Counter[tuple[str, str]] = Counter()
+    messages: dict[tuple[str, str], str] = {}
     with gcp_errors(ctx, f"instance group {path}/{params.group}"):
         managed = client.list_managed_instances(
             request={**scope, "instance_group_manager": params.group}, **call_options(ctx)
         )
-        errors = [e for m in managed for e in m.last_attempt.errors.errors]
-    return sorted({f"{e.code}: {e.message}" for e in errors if e.code == "QUOTA_EXCEEDED"})
+        for m in managed:
+            if m.current_action == "NONE":
+                continue
+            for error in m.last_attempt.errors.errors:
+                if error.code == QUOTA_EXCEEDED or error.code in STOCKOUT_CODES:
+                    key = (error.code, _place(error.code, error, m.instance))
+                    seen[key] += 1
+                    messages.setdefault(key, error.message)
+                    break  # one reason per instance
+    return [_Blocked(code, place, n, messages[(code, place)]) for (code, place), n in sorted(seen.items())]
+
+
+@dataclass
+class _CreationWatch:
+    """Looks, while a group is not stable, for instances that cannot be created (at most every
+    ``LOOK_EVERY_S``), and fails once such errors persisted ``bound`` seconds: from the first look
+    that found one, through every look after it (a look that finds none starts over)."""
+
+    ctx: Context
+    params: ResizeParams
+    bound: float
+    started: float
+    looked: float | None = None
+    first: float | None = None
+    blocked: list[_Blocked] = field(default_factory=list)
+
+    def look(self) -> None:
+        now = self.ctx.clock()
+        if self.looked is not None:
+            due = self.looked + LOOK_EVERY_S
+            if self.first is not None:
+                due = min(due, self.first + self.bound)
+            if now < due:
+                return
+        self.looked = now
+        self.blocked = _creation_errors(self.ctx, self.params)
+        if not self.blocked:
+            self.first = None
+            return
+        if self.first is None:
+            self.first = now
+        if now - self.first >= self.bound:
+            lasted = format_duration(now - self.first)
+            raise ProviderError(
+                f"{self._kind()}: {self._group()} cannot reach {self.params.size} instances: "
+                f"instances could not be created for {lasted} ({self._since()}): {self._what()}"
+            )
+
+    def last(self) -> str:
+        """What the last look found, if it found any: for the transient error that ends a wait
+        before the bound (its timeout, a call that failed), so that it says what was seen."""
+        if not self.blocked:
+            return ""
+        return f"the last look found instances that could not be created ({self._since()}): {self._what()}"
+
+    def _kind(self) -> str:
+        codes = {b.code for b in self.blocked}
+        quota, stockout = QUOTA_EXCEEDED in codes, bool(codes & STOCKOUT_CODES)
+        return " and ".join(k for k, on in (("quota exceeded", quota), ("zone stockout", stockout)) if on)
+
+    def _group(self) -> str:
+        scope = f"zones/{self.params.zone}" if self.params.zone else f"regions/{region(self.ctx)}"
+        return f"instance group {scope}/{self.params.group} in {where(self.ctx)}"
+
+    def _since(self) -> str:
+        first = self.started if self.first is None else self.first
+        return f"first seen {format_duration(first - self.started)} into the wait"
+
+    def _what(self) -> str:
+        return "; ".join(str(b) for b in self.blocked)
 
 
 def resize_group(ctx: Context, params: GroupParams, size: int, purpose: str, clamp: bool = False) -> None:
@@ -103,6 +216,13 @@ class ResizeParams(GroupParams):
     size: int = Field(ge=0, description="Target size (number of instances).")
     wait_timeout: Duration = Field(
         600.0, description="How long to wait for the group to be stable at that size."
+    )
+    creation_error_timeout: Duration = Field(
+        60.0,
+        description=(
+            "How long instances may keep failing to be created (a zone stockout, a quota exceeded) "
+            "before the step fails; at most wait_timeout."
+        ),
     )
 
 
@@ -140,24 +260,29 @@ class ResizeInstanceGroup(Action[ResizeParams]):
 
     def apply(self, ctx: Context, params: ResizeParams) -> JsonValue:
         resize_group(ctx, params, params.size, "resize")
-        wait_until(
-            ctx,
-            f"instance group {params.group} stable at {params.size} instances",
-            lambda: self._settled(ctx, params),
-            params.wait_timeout,
-        )
+        bound = min(params.creation_error_timeout, params.wait_timeout)
+        watch = _CreationWatch(ctx, params, bound, started=ctx.clock())
+        try:
+            wait_until(
+                ctx,
+                f"instance group {params.group} stable at {params.size} instances",
+                lambda: self._settled(ctx, params, watch),
+                params.wait_timeout,
+            )
+        except TransientProviderError as exc:
+            found = watch.last()
+            if not found:
+                raise
+            raise TransientProviderError(f"{exc}; {found}") from exc
         return {"size": params.size}
 
-    def _settled(self, ctx: Context, params: ResizeParams) -> bool:
+    def _settled(self, ctx: Context, params: ResizeParams, watch: _CreationWatch) -> bool:
+        """Whether the group is stable at the size; while it is not, whether instances that
+        cannot be created (stockout, quota) have kept it so for too long (which raises)."""
         group = describe_group(ctx, params)
         if group.target_size == params.size and group.status.is_stable:
             return True
-        quota = _quota_errors(ctx, params)
-        if quota:
-            raise ProviderError(
-                f"quota exceeded: instance group {params.group} in {project(ctx)}/"
-                f"{params.zone or region(ctx)} cannot reach {params.size} instances: {'; '.join(quota)}"
-            )
+        watch.look()
         return False
 
     def verify(self, ctx: Context, params: ResizeParams) -> bool:
