@@ -18,6 +18,9 @@ from failover.runbook import Runbook, load_runbook
 from tests.servers import HungServer, RefusingPort
 
 ROOT = Path(__file__).resolve().parent.parent
+# sandbox drills under the time model, ten times faster than a drill's default (tests of the
+# model itself set their own speed)
+os.environ.setdefault("FAILOVER_SANDBOX_SPEED", "300")
 SIM_SHOP = ROOT / "runbooks" / "examples" / "sim-shop.yaml"
 
 SITES = """\

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from failover.providers.base import ClientCache, Context, Permission, Placement
+from failover.sandbox import clock
 from failover.sandbox.compute_fake import ComputeFake
 from failover.sandbox.gcp import Builder
 from failover.sandbox.spec import GcpSandbox
@@ -60,11 +61,18 @@ SPEC: dict[str, Any] = {
 
 @pytest.fixture
 def fake() -> Iterator[ComputeFake]:
-    """The compute fake with SPEC's resources, created through the real client."""
-    with ComputeFake() as running:
-        Builder(PLACES, running).create(GcpSandbox.model_validate(SPEC))
-        running.requests.clear()
-        yield running
+    """The compute fake with SPEC's resources, created through the real client; instances boot
+    and pass their health checks at once (these tests' clocks are their own)."""
+    clock.set_speed(1e9)
+    try:
+        with ComputeFake() as running:
+            Builder(PLACES, running).create(GcpSandbox.model_validate(SPEC))
+            for target in ("regions/us-west1/targetPools/ingest-b", "global/targetHttpProxies/app"):
+                running.declare_target(f"projects/shop-prod/{target}")
+            running.requests.clear()
+            yield running
+    finally:
+        clock.set_speed(clock.DEFAULT_SPEED)
 
 
 def state(fake: ComputeFake) -> dict[str, Any]:

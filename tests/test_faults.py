@@ -83,6 +83,7 @@ def test_an_ungraceful_drill_with_its_source_down_fails_over_then_back_once_it_r
     )
     assert code == 0, out
     assert "faults: site-down:east" in out  # the failover's report says the source was down
+    assert "at the clouds' speed: the sandbox ran x300)" in out  # measured under the time model
     assert "east back up to fail back" in out
     assert "end state equals the start state" in out
 
@@ -145,3 +146,13 @@ def test_throttling_and_denials_answer_in_each_protocol_as_aws_does() -> None:
             ActionNames=["autoscaling:UpdateAutoScalingGroup", "ecs:UpdateService"],
         )["EvaluationResults"]
         assert [r["EvalDecision"] for r in simulated] == ["implicitDeny", "allowed"]
+
+
+def test_a_stockout_and_a_cpu_quota_are_played_by_the_compute_fake(tmp_path: Path) -> None:
+    runbook = load_runbook(EXAMPLES / "gcp-regional.yaml")
+    with Sandbox(runbook, ["stockout:us-west1-a", "quota:cpus:6"]) as box:
+        fake = box.compute_fake
+        assert fake is not None
+        assert "faults: stockout:us-west1-a, quota:cpus:6" in box.describe()
+        assert fake._stockouts == {"us-west1-a": "ZONE_RESOURCE_POOL_EXHAUSTED"}
+        assert fake._quotas == {(None, None, "CPUS"): 6.0}

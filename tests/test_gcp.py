@@ -227,7 +227,7 @@ def test_failover_policy_and_failover_backends_of_a_regional_service(fake: Compu
     POLICY.apply(ctx, params)
     assert POLICY.verify(ctx, params)
     assert state(fake)["gcp failover policy ilb"] == [0.2, False, False]
-    assert state(fake)["gcp backend ilb zones/us-west1-b/instanceGroups/ilb-b"] == [1.0, False]
+    assert state(fake)["gcp backend ilb zones/us-west1-b/instanceGroups/ilb-b"] == [0.0, False]
     assert calls(fake, "PATCH", "/regions/us-west1/backendServices/ilb")
     POLICY.apply(ctx, params)
     assert len(calls(fake, "PATCH", "/backendServices/ilb")) == 1

@@ -180,6 +180,7 @@ class _Planner:
             skipped, best_effort = True, False
             reason = f"runs only in {' and '.join(spec.modes)} mode"
         default = self.defaults.check_timeout if where_in[0] == "preflight" else self.defaults.verify_timeout
+        self._homed(cid, check, skipped)
         return PlannedCheck(
             id=cid,
             service=service,
@@ -194,6 +195,13 @@ class _Planner:
             skip_reason=reason,
             timeout_s=spec.timeout if spec.timeout is not None else default,
         )
+
+    def _homed(self, item: str, described: AnyAction | AnyCheck, skipped: bool) -> None:
+        """Note a step or check that needs a control plane homed in the region the plan leaves."""
+        source = self.runbook.sites[self.scenario.from_].aws
+        homed = described.control_plane
+        if homed and not skipped and source is not None and source.region == homed:
+            self.homed_away.append(item)
 
     def _service_steps(self, name: str, service: Service, entry: tuple[str, ...]) -> list[PlannedStep]:
         specs = service.steps
@@ -368,10 +376,10 @@ class _Planner:
         if self.homed_away:
             source = self.runbook.sites[self.scenario.from_].aws
             out.append(
-                f"{', '.join(self.homed_away)} change(s) through a control plane homed in "
-                f"{source.region if source else '?'}, the region this plan fails away from: with that "
-                "region down they cannot be made (Route 53's DNS keeps answering; ARC routing "
-                "controls and health-check failover records need no control plane)"
+                f"{', '.join(self.homed_away)}: through a control plane homed in "
+                f"{source.region if source else '?'}, the region this plan fails away from; with that "
+                "region down they fail (Route 53's DNS keeps answering, but record changes and IAM "
+                "do not; ARC routing controls and health-check failover records need no control plane)"
             )
         if self.cut_short:
             out.append(

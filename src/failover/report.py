@@ -76,6 +76,8 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
                 "met": None if measured is None or svc.rto_target_s is None else measured <= svc.rto_target_s,
             }
         )
+    recorded = (state.options or {}).get("sandbox_speed")
+    speed = float(recorded) if isinstance(recorded, int | float) else None  # the sandbox's time model
     finished_steps = [s["finished_s"] for s in steps if s["finished_s"] is not None]
     overall = max(finished_steps) if finished_steps and state.status == "succeeded" else None
     checks = [
@@ -103,7 +105,13 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
         "message": state.message,
         "started_at": _iso(state.started_at),
         "finished_at": _iso(state.finished_at),
-        "rto": {"target_s": plan.rto_target_s, "predicted_s": plan.predicted_rto_s, "measured_s": overall},
+        "rto": {
+            "target_s": plan.rto_target_s,
+            "predicted_s": plan.predicted_rto_s,
+            "measured_s": overall,
+            "sandbox_speed": speed,
+            "at_cloud_speed_s": None if overall is None or speed is None else round(overall * speed, 3),
+        },
         "services": services,
         "preflight": checks,
         "steps": steps,
@@ -122,6 +130,15 @@ def _tolerated(step: dict[str, Any]) -> bool:
 
 def _iso(at: float | None) -> str | None:
     return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _model(rto: dict[str, Any]) -> str:
+    """What a sandbox's measured RTO comes to at the clouds' speed, under its time model."""
+    if rto.get("at_cloud_speed_s") is None:
+        return ""
+    return (
+        f" ({_dur(rto['at_cloud_speed_s'])} at the clouds' speed: the sandbox ran x{rto['sandbox_speed']:g})"
+    )
 
 
 def _dur(seconds: float | None) -> str:
@@ -144,8 +161,8 @@ def _markdown(d: dict[str, Any]) -> str:
         "",
         f"- run `{d['run_id']}`: **{d['status']}** (exit {d['exit_code']}): {d['message']}",
         f"- started {d['started_at']}, finished {d['finished_at']}",
-        f"- RTO measured {_dur(d['rto']['measured_s'])}, predicted {_dur(d['rto']['predicted_s'])}, "
-        f"target {_dur(d['rto']['target_s'])}",
+        f"- RTO measured {_dur(d['rto']['measured_s'])}{_model(d['rto'])}, predicted "
+        f"{_dur(d['rto']['predicted_s'])}, target {_dur(d['rto']['target_s'])}",
         f"- plan fingerprint `{d['fingerprint']}`; journal: {d['journal']['events']} events, chain "
         f"head `{d['journal']['head']}` (`failover audit {d['run_id']} --head {d['journal']['head']}`)",
         *(

@@ -46,6 +46,7 @@ from failover.progress import LiveProgress
 from failover.report import render_report, report_data
 from failover.runbook import load_runbook
 from failover.sandbox import Sandbox
+from failover.sandbox.clock import DEFAULT_SPEED
 from failover.state import open_store
 from failover.state.events import RESUMABLE
 from failover.state.store import StateStore
@@ -260,6 +261,14 @@ def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, An
     "throttle:SERVICE:PER_SECOND, stockout:ZONE, quota:METRIC:LIMIT, deny:PERMISSION. A site that is "
     "down comes back before the drill fails back.",
 )
+@click.option(
+    "--sandbox-speed",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="FACTOR",
+    help="With --sandbox, its resources get where they are asked this many times faster than the "
+    "clouds (instance boot, ECS tasks, Aurora switchover, Route 53 sync); the runbook's timeouts stay. "
+    f"Default: $FAILOVER_SANDBOX_SPEED, else {DEFAULT_SPEED:g}.",
+)
 @run_options
 @metrics_opt
 @handle_errors
@@ -276,6 +285,7 @@ def drill(
     fmt: str,
     sandbox: bool,
     faults: tuple[str, ...],
+    sandbox_speed: float | None,
     metrics_file: Path | None,
     **kwargs: Any,
 ) -> None:
@@ -295,13 +305,14 @@ def drill(
     datas: list[dict[str, Any]] = []
     undone: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        box = stack.enter_context(Sandbox(rb, faults)) if sandbox else None
+        box = stack.enter_context(Sandbox(rb, faults, sandbox_speed)) if sandbox else None
         if box is not None:
             options = replace(
                 options,
                 overrides=box.overrides(),
                 site_overrides=box.site_overrides(),
                 sandbox=box.describe(),
+                sandbox_speed=box.speed,
             )
             if state is None:  # a fresh world each time: its runs are not the real ones
                 spec = str(_fresh(sandbox_root(spec) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))

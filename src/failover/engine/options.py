@@ -69,6 +69,7 @@ class Options:
     sandbox: str | None = None
     """What the run's clouds are when they are a sandbox (recorded: such a run is never resumed
     against real clouds)."""
+    sandbox_speed: float | None = None  # how many times faster than the clouds the sandbox ran
     interrupt: Interrupt | None = None  # requests to stop (the command line feeds it signals)
     state_override: str | None = None
     """Why this run keeps its state elsewhere than its runbook's ``state:`` says (journaled)."""
@@ -84,5 +85,6 @@ class Options:
             "strict": self.strict,
             "by": self.who,
             **({"sandbox": self.sandbox} if self.sandbox else {}),
+            **({"sandbox_speed": self.sandbox_speed} if self.sandbox_speed else {}),
             **({"state_override": self.state_override} if self.state_override else {}),
         }

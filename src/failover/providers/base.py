@@ -178,6 +178,9 @@ class _Described(ABC, Generic[P]):
     default_estimate_s: ClassVar[float] = 5.0
     permission_names: ClassVar[tuple[str, ...]] = ()
     """Every permission this may need, for listings; ``permissions()`` narrows them per step."""
+    control_plane: ClassVar[str | None] = None
+    """The one region whose control plane this goes through, wherever it runs (Route 53 record
+    changes, IAM: us-east-1); the planner warns when a plan fails away from it."""
 
     def parse(self, params: Mapping[str, object]) -> P:
         """Validate raw parameters; raises pydantic.ValidationError."""
@@ -243,9 +246,6 @@ class Action(_Described[P]):
 
     reversible: ClassVar[bool] = True
     apply_verifies: ClassVar[bool] = False
-    control_plane: ClassVar[str | None] = None
-    """The one region whose control plane the change goes through, wherever it is made (Route 53
-    record changes: us-east-1); the planner warns when a plan fails away from it."""
     """True when ``apply`` returns only once the condition ``verify`` checks holds (it waits for
     it): the engine then does not call ``verify`` again after a successful ``apply``."""
     verifiable: ClassVar[bool] = True

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import SandboxError
+from failover.sandbox.clock import DEFAULT_SPEED, default_speed, set_speed
 from failover.sandbox.dead import HungServer, RefusingPort
 from failover.sandbox.faults import HOMED_IN_US_EAST_1, Fault, parse_faults
 
@@ -27,9 +28,15 @@ class Sandbox:
     for AWS, the compute fake for GCP, each only if the section declares resources of that
     cloud), declared resources created, and the state they started in kept for comparison."""
 
-    def __init__(self, runbook: Runbook, faults: Sequence[str] = ()) -> None:
-        """``faults``: ``KIND:ARGS`` strings, with those of the runbook's ``sandbox: faults``."""
+    def __init__(self, runbook: Runbook, faults: Sequence[str] = (), speed: float | None = None) -> None:
+        """``faults``: ``KIND:ARGS`` strings, with those of the runbook's ``sandbox: faults``;
+        ``speed``: how many times faster than the clouds its resources get where they are asked
+        (default: ``FAILOVER_SANDBOX_SPEED``, else 30)."""
         self.runbook = runbook
+        try:
+            self.speed = speed if speed is not None else default_speed()
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from None
         declared = runbook.sandbox.faults if runbook.sandbox is not None else []
         self.faults: list[Fault] = parse_faults(declared, runbook.sites, "sandbox.faults") + parse_faults(
             faults, runbook.sites
@@ -53,6 +60,8 @@ class Sandbox:
         if _ACTIVE is not None:  # moto keeps its world per process: two would share (and reset) it
             raise SandboxError(f"a sandbox of {_ACTIVE} is already running in this process; one at a time")
         try:
+            set_speed(self.speed)
+            self._stack.callback(set_speed, DEFAULT_SPEED)
             if spec.aws is not None:
                 self._start_aws()
             if spec.gcp is not None:
@@ -117,7 +126,10 @@ class Sandbox:
         play = getattr(fake, fault.kind.replace("-", "_"), None)
         if play is None:
             raise SandboxError(f"fault {fault}: the Compute Engine fake does not play {fault.kind} faults")
-        play(*fault.args)
+        args: list[str | float] = list(fault.args)
+        if fault.kind == "quota":
+            args = [fault.args[0].upper(), fault.number()]
+        play(*args)
 
     def lift_site_faults(self) -> list[str]:
         """The sites that were down come back (before a drill fails back); what came back."""
@@ -176,7 +188,10 @@ class Sandbox:
         if self._fake is not None:
             servers.append(f"GCP (compute fake) on {self._fake.endpoint}")
         faults = f"; faults: {', '.join(map(str, self.faults))}" if self.faults else ""
-        return f"{' and '.join(servers)}, {len(self.start)} resource settings declared{faults}"
+        return (
+            f"{' and '.join(servers)}, {len(self.start)} resource settings declared, "
+            f"running x{self.speed:g} the clouds' speed{faults}"
+        )
 
     def state(self) -> dict[str, Any]:
         """What a failover changes in the declared resources, now."""

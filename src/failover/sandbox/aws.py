@@ -1,16 +1,18 @@
 """The AWS sandbox: a moto server on 127.0.0.1, filled with what the runbook's ``sandbox.aws``
 declares, and a snapshot of that state to compare before and after a drill.
 
-moto does not implement Aurora global database switchover and failover; the sandbox adds both
-to moto's RDS backend (the writer moves to the target cluster at once), so warm-standby runbooks
-drill end to end; and a promoted replica instance forgets its source, as RDS does. Everything
-else is moto's own behaviour.
+moto answers at once and lacks some of AWS; ``aws_time`` teaches it Aurora global database
+switchover and failover, replica promotion, ECS task starts, Auto Scaling warm-up and Route 53
+propagation as AWS does them, over the time they take (``clock``). This module adds the replicas
+of the DynamoDB tables the sandbox declares global, and IAM policy simulation (from the declared
+``policy``, and the ``deny`` faults). Everything else is moto's own behaviour.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import urllib.request
 from collections.abc import Mapping
@@ -21,8 +23,9 @@ from botocore.config import Config
 
 from failover.errors import SandboxError
 from failover.providers.aws._client import SANDBOX_CREDENTIALS
+from failover.sandbox import aws_time
 from failover.sandbox.aws_faults import DENIED, AwsFaults
-from failover.sandbox.spec import AwsSandbox
+from failover.sandbox.spec import AwsPolicySpec, AwsSandbox
 
 JsonDict = dict[str, Any]
 
@@ -48,11 +51,18 @@ class MotoSandbox:
         extend_moto()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
         DENIED.clear()
+        POLICY[:] = []
+        aws_time.start()
         self.faults = AwsFaults(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             "127.0.0.1", 0, self.faults, threaded=True, request_handler=MotoRequestHandler
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="failover-moto", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # stops within 0.1 s of shutdown()
+            name="failover-moto",
+            daemon=True,
+        )
         self._thread.start()
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
@@ -74,6 +84,8 @@ class MotoSandbox:
                 self._thread.join()
             self._server = self._thread = None
         DENIED.clear()
+        POLICY[:] = []
+        aws_time.start(running=False)
 
     def overrides(self) -> dict[str, str]:
         """Settings that point every AWS site of a run at this sandbox."""
@@ -110,10 +122,12 @@ class Builder:
     def create(self, spec: AwsSandbox) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        POLICY[:] = [spec.policy] if spec.policy is not None else []
         try:
             self._create(spec)
         except (ClientError, BotoCoreError) as exc:
             raise SandboxError(f"the AWS sandbox could not create a declared resource: {exc}") from exc
+        aws_time.settle()  # what the sandbox declares is there when the drill starts
 
     def _create(self, spec: AwsSandbox) -> None:
         r53 = self.client("route53")
@@ -140,7 +154,9 @@ class Builder:
                 r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
         for group in spec.auto_scaling_groups:
             ec2 = self.client("ec2", group.site)
-            image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            x86 = [{"Name": "name", "Values": ["amzn2-ami-hvm-*-x86_64-gp2"]}]  # not all 1,300 of them
+            images = ec2.describe_images(Owners=["amazon"], Filters=x86)["Images"]
+            image = (images or ec2.describe_images(Owners=["amazon"])["Images"])[0]["ImageId"]
             template = f"{group.name}-template"
             ec2.create_launch_template(
                 LaunchTemplateName=template,
@@ -165,8 +181,6 @@ class Builder:
             ecs.create_service(
                 cluster=svc.cluster, serviceName=svc.service, taskDefinition=family, desiredCount=svc.desired
             )
-            if svc.desired:  # moto runs no task of a new service until it is updated; ECS starts them
-                ecs.update_service(cluster=svc.cluster, service=svc.service, desiredCount=svc.desired)
         for lb in spec.load_balancers:
             self._load_balancer(lb.site, lb.name, lb.port, lb.weights)
         for cluster in spec.global_clusters:
@@ -314,20 +328,38 @@ class Builder:
 GLOBAL_TABLES: dict[tuple[str, str], tuple[str, ...]] = {}
 """(region, table) -> the regions of its replicas, for the global tables the sandbox declares."""
 
+POLICY: list[AwsPolicySpec] = []
+"""The IAM policy the sandbox declares (``sandbox.aws.policy``), if it declares one."""
+
+
+def _matches(patterns: list[str], action: str) -> bool:
+    """Whether an IAM action pattern (``*`` and ``?`` wildcards, case-insensitive) matches."""
+    return any(
+        re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), action, re.IGNORECASE)
+        for p in patterns
+    )
+
+
+def decision(action: str) -> str:
+    """What IAM policy simulation answers for ``action``: an explicit deny wins over an allow,
+    which wins over the implicit deny; a ``deny`` fault takes the permission away."""
+    policy = POLICY[0] if POLICY else None
+    if policy is not None and _matches(policy.deny, action):
+        return "explicitDeny"
+    if action in DENIED or (policy is not None and not _matches(policy.allow, action)):
+        return "implicitDeny"
+    return "allowed"
+
 
 def extend_moto() -> None:
-    """Teach moto's RDS Aurora global database switchover and failover (it has neither) and to
-    describe only the global cluster asked for; make a promoted read replica instance forget its
-    source, as RDS does; give the DynamoDB tables the
-    sandbox declares global their replicas; and answer IAM policy simulation (moto has none):
-    the sandbox's caller may do everything but what a ``deny`` fault takes away."""
+    """Teach moto what ``aws_time`` models; give the DynamoDB tables the sandbox declares global
+    their replicas; and answer IAM policy simulation (moto has none) by ``decision``."""
     from moto.core.responses import ActionResult
     from moto.dynamodb.models.table import Table
     from moto.iam.responses import IamResponse
-    from moto.rds.models import RDSBackend
-    from moto.rds.responses import RDSResponse
 
-    if hasattr(RDSResponse, "switchover_global_cluster"):
+    aws_time.patch_moto()
+    if getattr(IamResponse, "_sandbox_simulates", False):
         return
     describe_table = Table.describe
 
@@ -344,54 +376,11 @@ def extend_moto() -> None:
         actions = self._get_param("ActionNames", [])
         resources = self._get_param("ResourceArns", []) or ["*"]
         results = [
-            {
-                "EvalActionName": a,
-                "EvalResourceName": r,
-                "EvalDecision": "implicitDeny" if a in DENIED else "allowed",
-                "MatchedStatements": [],
-            }
+            {"EvalActionName": a, "EvalResourceName": r, "EvalDecision": decision(a), "MatchedStatements": []}
             for a in actions
             for r in resources
         ]
         return ActionResult({"EvaluationResults": results, "IsTruncated": False})
 
     IamResponse.simulate_principal_policy = simulate  # type: ignore[attr-defined]
-    promote = RDSBackend.promote_read_replica
-
-    def promote_and_forget(self: Any, db_kwargs: dict[str, Any]) -> Any:
-        database = promote(self, db_kwargs)
-        database.source_db_instance_identifier = None
-        return database
-
-    RDSBackend.promote_read_replica = promote_and_forget  # type: ignore[method-assign]
-
-    def move_writer(self: Any) -> Any:
-        name = self.params["GlobalClusterIdentifier"]
-        target = self.params["TargetDbClusterIdentifier"]
-        cluster = self.global_backend.global_clusters[name]
-        if not any(m.db_cluster_arn == target or m.db_cluster_identifier == target for m in cluster.members):
-            from moto.rds.exceptions import InvalidParameterValue
-
-            raise InvalidParameterValue(f"{target} is not a member of global cluster {name}")
-        for member in cluster.members:
-            member.is_writer = target in (member.db_cluster_arn, member.db_cluster_identifier)
-        return ActionResult({"GlobalCluster": cluster})
-
-    describe_global = RDSResponse.describe_global_clusters
-
-    def describe_one_global(self: Any) -> Any:  # moto ignores the identifier: filter by it
-        name = self.params.get("GlobalClusterIdentifier")
-        if name is None:
-            return describe_global(self)
-        clusters = [
-            c for c in self.global_backend.describe_global_clusters() if c.global_cluster_identifier == name
-        ]
-        if not clusters:
-            from moto.rds.exceptions import RDSClientError
-
-            raise RDSClientError("GlobalClusterNotFoundFault", f"Global cluster {name} not found.")
-        return ActionResult({"GlobalClusters": clusters})
-
-    RDSResponse.describe_global_clusters = describe_one_global  # type: ignore[method-assign]
-    RDSResponse.switchover_global_cluster = move_writer  # type: ignore[attr-defined]
-    RDSResponse.failover_global_cluster = move_writer  # type: ignore[attr-defined]
+    IamResponse._sandbox_simulates = True  # type: ignore[attr-defined]

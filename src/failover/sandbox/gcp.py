@@ -139,7 +139,12 @@ class Builder:
             body: JsonDict = {
                 "name": service.name,
                 "backends": [
-                    {"group": self._group_url(b), "capacity_scaler": b.capacity, "failover": b.failover}
+                    {
+                        "group": self._group_url(b),
+                        "failover": b.failover,
+                        # an INTERNAL service (a regional one's default) takes no capacityScaler
+                        **({"capacity_scaler": b.capacity} if service.scope == "global" else {}),
+                    }
                     for b in service.backends
                 ],
             }
@@ -158,6 +163,7 @@ class Builder:
         for rule in spec.forwarding_rules:
             project, region = self.placements[rule.site]
             body = {"name": rule.name, "target": f"projects/{project}/{rule.target.lstrip('/')}"}
+            self.fake.declare_target(body["target"])  # the fake does not serve target resources
             if rule.scope == "global":
                 op = self.client("GlobalForwardingRulesClient").insert_unary(
                     request={"project": project, "forwarding_rule_resource": body}
@@ -175,6 +181,7 @@ class Builder:
             self._wait(op, f"instance {instance.name}")
             if instance.status == "TERMINATED":
                 self._wait(instances.stop_unary(request={**where, "instance": instance.name}), instance.name)
+        self.fake.settle()  # what the sandbox declares is there, booted and healthy, when a drill starts
 
     # --- state -------------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ validated with the rest of the runbook, and only used by ``--sandbox``.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Spec(BaseModel):
@@ -100,6 +101,31 @@ class MetricSpec(_Spec):
     unit: str = "None"
 
 
+_IAM_ACTION = re.compile(r"\*|[A-Za-z0-9-]+:[A-Za-z0-9*?]+")
+
+
+class AwsPolicySpec(_Spec):
+    """What the sandbox's caller may do, as IAM policy simulation answers it: an action a
+    ``deny`` pattern matches is denied (explicitly), else one an ``allow`` pattern matches is
+    allowed, else it is denied (implicitly)."""
+
+    allow: list[str] = Field(
+        description="Actions allowed: service:Action, IAM style, with * and ? wildcards (ec2:Describe*, *)."
+    )
+    deny: list[str] = Field(default_factory=list, description="Actions denied whatever allows them.")
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _actions(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not _IAM_ACTION.fullmatch(pattern):
+                raise ValueError(
+                    f"{pattern!r} is not an IAM action pattern: expected SERVICE:ACTION "
+                    "(ecs:UpdateService, rds:Describe*, iam:*) or *"
+                )
+        return patterns
+
+
 class AwsSandbox(_Spec):
     hosted_zones: list[HostedZoneSpec] = Field(default_factory=list)
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
@@ -110,6 +136,11 @@ class AwsSandbox(_Spec):
     dynamodb_tables: list[DynamoTableSpec] = Field(default_factory=list)
     alarms: list[AlarmSpec] = Field(default_factory=list)
     metrics: list[MetricSpec] = Field(default_factory=list)
+    policy: AwsPolicySpec | None = Field(
+        None,
+        description="The IAM policy simulation answers from; without one, every action is allowed "
+        "but those a deny:PERMISSION fault takes away.",
+    )
 
     def sites(self) -> list[tuple[tuple[str | int, ...], str]]:
         """(path inside ``sandbox.aws``, site) of every resource that names a site."""

@@ -36,6 +36,7 @@ class PermissionsCheck(Check[PermissionsParams]):
 
     name = "aws.permissions"
     cloud = "aws"
+    control_plane = "us-east-1"  # IAM's policy simulation is answered there for every region
     params_model = PermissionsParams
     default_estimate_s = 3.0
     permission_names = ("iam:GetRole", "iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity")

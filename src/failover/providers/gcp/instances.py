@@ -99,11 +99,20 @@ class _SetPower(Action[InstancesParams]):
             raise ProviderError(
                 f"{self.name}: the snapshot to restore is {before!r}, expected a status per instance"
             )
-        for name, was in before.items():
-            if name not in params.instances or was not in (RUNNING, STOPPED):
-                continue  # only what this step changed, and only to a state that can be asked for
+        wanted = {
+            name: was
+            for name, was in before.items()
+            if name in params.instances and was in (RUNNING, STOPPED)
+        }  # only what this step changed, and only to a state that can be asked for
+        for name, was in wanted.items():
             if self._status(ctx, params, name) != was:
                 self._power(ctx, params, name, "start" if was == RUNNING else "stop", "compensate")
+        wait_until(
+            ctx,
+            f"instances {', '.join(wanted)} back",
+            lambda: all(self._status(ctx, params, n) == was for n, was in wanted.items()),
+            params.wait_timeout,
+        )
 
 
 class StartInstances(_SetPower):
