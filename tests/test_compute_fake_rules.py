@@ -544,3 +544,29 @@ def test_settle_makes_what_was_asked_until_then_arrive(fake: ComputeFake, time: 
     time.pass_(plus=0.1)
     ok(fake, "POST", "zones/us-west1-a/instances", {"name": "later"})  # asked after: boots
     assert ok(fake, "GET", "zones/us-west1-a/instances/later")["status"] == "PROVISIONING"
+
+
+def test_a_slow_health_fault_holds_a_groups_new_instances_unhealthy_that_much_longer(
+    fake: ComputeFake, time: Clock
+) -> None:
+    ok(fake, "POST", "global/backendServices", {"name": "web", "backends": [{"group": group("web-usw1")}]})
+    fake.slow_health("web-usw1", 120)  # two more minutes at the clouds' speed
+    managers = client(fake, "RegionInstanceGroupManagersClient")
+    where = {"project": "shop-prod", "region": "us-west1", "instance_group_manager": "web-usw1"}
+    managers.resize_unary(request={**where, "size": 2})
+    managers.get(request=where)  # the group acts on its new size when it is next looked at
+
+    def healthy() -> list[str]:
+        answer = client(fake, "BackendServicesClient").get_health(
+            request={
+                "project": "shop-prod",
+                "backend_service": "web",
+                "resource_group_reference_resource": {"group": group("web-usw1")},
+            }
+        )
+        return sorted(h.health_state for h in answer.health_status)
+
+    time.pass_(plus=clock.seconds(BOOT) + clock.seconds(HEALTH) + 0.01)
+    assert healthy() == ["HEALTHY", "UNHEALTHY"]  # the one there before is healthy, the new one is late
+    time.pass_(plus=120 / clock.speed())
+    assert healthy() == ["HEALTHY", "HEALTHY"]

@@ -148,11 +148,27 @@ def test_throttling_and_denials_answer_in_each_protocol_as_aws_does() -> None:
         assert [r["EvalDecision"] for r in simulated] == ["implicitDeny", "allowed"]
 
 
-def test_a_stockout_and_a_cpu_quota_are_played_by_the_compute_fake(tmp_path: Path) -> None:
+def test_gcp_faults_are_played_by_the_compute_fake(tmp_path: Path) -> None:
     runbook = load_runbook(EXAMPLES / "gcp-regional.yaml")
-    with Sandbox(runbook, ["stockout:us-west1-a", "quota:cpus:6"]) as box:
+    faults = [
+        "stockout:us-west1-a",
+        "quota:cpus:6",
+        "slow-health:web-usw1:90",
+        "deny:compute.instances.start",
+    ]
+    with Sandbox(runbook, faults) as box:
         fake = box.compute_fake
         assert fake is not None
-        assert "faults: stockout:us-west1-a, quota:cpus:6" in box.describe()
+        assert "faults: stockout:us-west1-a, quota:cpus:6, slow-health:web-usw1:90" in box.describe()
         assert fake._stockouts == {"us-west1-a": "ZONE_RESOURCE_POOL_EXHAUSTED"}
         assert fake._quotas == {(None, None, "CPUS"): 6.0}
+        assert fake._slow_health == {"web-usw1": 90.0}
+        assert "compute.instances.start" in fake._denied
+
+
+def test_a_drill_report_gives_each_waits_detection_lag(tmp_path: Path) -> None:
+    code, out = drill(tmp_path, EXAMPLES / "aws-warm-standby.yaml", "--from", "east", "--to", "west")
+    assert code == 0, out
+    lags = out.split("## Detection lag")[1].split("## ")[0]
+    assert "| `orders-db.switchover` |" in lags and "| `catalog.scale-up` |" in lags
+    assert "| `checkout.scale-up` |" in lags

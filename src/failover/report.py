@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
 from failover.durations import format_duration
-from failover.plan import Plan
+from failover.plan import Plan, PlannedStep
 from failover.redact import redact
 from failover.state.chain import GENESIS
 from failover.state.events import Event, RunState
@@ -22,8 +23,11 @@ REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
 REPORT_VERSION = 1
 
 
-def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, Any]:
-    """The report as JSON-ready data."""
+def report_data(
+    plan: Plan, state: RunState, events: list[Event], arrivals: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """The report as JSON-ready data. ``arrivals``: when a sandbox's resources got where they were
+    asked (by identity, wall-clock), for each step's detection lag."""
     start = next((e.at for e in events if e.kind == "preflight_passed"), state.started_at or 0.0)
     steps: list[dict[str, Any]] = []
     for step in plan.steps:
@@ -51,6 +55,7 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
                 "approved_by": rec.approved_by,
                 "compensated": rec.compensated_at is not None,
                 "pivot": step.pivot,
+                "detection_lag_s": _lag(step, rec.started_at, rec.finished_at, arrivals or {}),
             }
         )
     by_service: dict[str, list[dict[str, Any]]] = {}
@@ -121,6 +126,26 @@ def report_data(plan: Plan, state: RunState, events: list[Event]) -> dict[str, A
         "sandbox": state.sandbox,
         "journal": {"events": len(events), "head": events[-1].hash if events else GENESIS},
     }
+
+
+def _lag(
+    step: PlannedStep, started: float | None, finished: float | None, arrivals: Mapping[str, float]
+) -> float | None:
+    """Seconds between the step's resources getting where it asked (in the sandbox) and the step
+    noticing it, or None."""
+    if started is None or finished is None:
+        return None
+    reached = [arrivals[key] for key in map(_open_account, step.resources) if key in arrivals]
+    reached = [at for at in reached if started <= at <= finished]
+    return round(finished - max(reached), 3) if reached else None
+
+
+def _open_account(identity: str) -> str:
+    """An ARN with its account left open, as the sandbox keys what it changes."""
+    parts = identity.split(":", 5)
+    if identity.startswith("arn:") and len(parts) == 6 and parts[4]:
+        parts[4] = "*"
+    return ":".join(parts)
 
 
 def _tolerated(step: dict[str, Any]) -> bool:
@@ -222,6 +247,21 @@ def _markdown(d: dict[str, Any]) -> str:
             f"| `{s['id']}` | {s['state']} | {s['attempts']} | {_dur(s['duration_s'])} | "
             f"{_dur(s['estimate_s'])} | {note.replace('|', '/')} |"
         )
+    lags = [s for s in d["steps"] if s.get("detection_lag_s") is not None]
+    if lags:
+        worst = max(lags, key=lambda s: s["detection_lag_s"])
+        mean = sum(s["detection_lag_s"] for s in lags) / len(lags)
+        out += [
+            "",
+            "## Detection lag",
+            "",
+            f"How long each wait took to notice its change was done, in the sandbox (mean {mean:.2f} s, "
+            f"worst {worst['detection_lag_s']:.2f} s at `{worst['id']}`):",
+            "",
+            "| step | took | lag |",
+            "|---|---|---|",
+            *(f"| `{s['id']}` | {_dur(s['duration_s'])} | {s['detection_lag_s']:.2f}s |" for s in lags),
+        ]
     if d["approvals"]:
         out += ["", "## Approvals", ""]
         for a in d["approvals"]:

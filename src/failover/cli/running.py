@@ -45,7 +45,7 @@ from failover.planner import make_plan
 from failover.progress import LiveProgress
 from failover.report import render_report, report_data
 from failover.runbook import load_runbook
-from failover.sandbox import Sandbox
+from failover.sandbox import Sandbox, clock
 from failover.sandbox.clock import DEFAULT_SPEED
 from failover.state import open_store
 from failover.state.events import RESUMABLE
@@ -222,7 +222,8 @@ def _fresh(path: Path) -> Path:
 
 
 def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, Any]:
-    return report_data(planned, result.state, store.events(result.run_id))
+    arrivals = clock.ARRIVALS if result.state.sandbox else None  # the sandbox's, for detection lag
+    return report_data(planned, result.state, store.events(result.run_id), arrivals)
 
 
 @main.command()
@@ -258,7 +259,8 @@ def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, An
     multiple=True,
     metavar="KIND:ARGS",
     help="With --sandbox, rehearse this fault (repeatable): site-down:SITE, site-refused:SITE, "
-    "throttle:SERVICE:PER_SECOND, stockout:ZONE, quota:METRIC:LIMIT, deny:PERMISSION. A site that is "
+    "throttle:SERVICE:PER_SECOND, stockout:ZONE, quota:METRIC:LIMIT, slow-health:GROUP:SECONDS, "
+    "deny:PERMISSION. A site that is "
     "down comes back before the drill fails back.",
 )
 @click.option(

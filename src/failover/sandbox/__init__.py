@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import SandboxError
-from failover.sandbox.clock import DEFAULT_SPEED, default_speed, set_speed
+from failover.sandbox.clock import ARRIVALS, DEFAULT_SPEED, default_speed, set_speed
 from failover.sandbox.dead import HungServer, RefusingPort
 from failover.sandbox.faults import HOMED_IN_US_EAST_1, Fault, parse_faults
 
@@ -61,6 +61,7 @@ class Sandbox:
             raise SandboxError(f"a sandbox of {_ACTIVE} is already running in this process; one at a time")
         try:
             set_speed(self.speed)
+            ARRIVALS.clear()
             self._stack.callback(set_speed, DEFAULT_SPEED)
             if spec.aws is not None:
                 self._start_aws()

@@ -170,6 +170,8 @@ def _patch_global_clusters() -> None:
                 raise errors.InvalidDBClusterStateFault(
                     f"DB cluster {target} is {sync}: a switchover needs it in sync with {name}'s primary."
                 )
+            phases = ("aurora_pending", "aurora_failover" if data_loss else "aurora_switchover")
+            clock.arrives(f"arn:aws:rds::*:global-cluster:{name}", *phases)
             gc.__dict__["_sandbox_move"] = {
                 "kind": "failover" if data_loss else "switchover",
                 "from": next((m.db_cluster_arn for m in gc.members if m.is_writer), None),
@@ -295,6 +297,8 @@ def _ecs_rollout(service: Any, before: int, target: int) -> None:
         verb = f"started {target - before}" if target > before else f"stopped {before - target} running"
         _ecs_event(service, f"(service {service.name}) has {verb} tasks: {tasks}.", _wall(clock.now()))
     service.__dict__["_sandbox_rollout"] = (clock.now(), before, target)
+    cluster = str(service.cluster_arn).rsplit("/", 1)[-1]
+    clock.arrives(f"arn:aws:ecs:{service.region_name}:*:service/{cluster}/{service.name}", "ecs_task_start")
     _ecs_now(service)
 
 
@@ -358,6 +362,8 @@ def _patch_autoscaling() -> None:
         for state in self.instance_states:
             if id(state) not in before:
                 state.__dict__["_sandbox_launched"] = clock.now()
+        group = f"autoScalingGroup:*:autoScalingGroupName/{self.name}"
+        clock.arrives(f"arn:aws:autoscaling:{self.region}:*:{group}", "asg_warmup")
 
     models.InstanceState.lifecycle_state = property(lifecycle, _stored("_sandbox_lifecycle"))
     models.FakeAutoScalingGroup.active_instances = active

@@ -67,3 +67,14 @@ def now() -> float:
 def done(started: float, name: str) -> bool:
     """Whether something of kind ``name`` started at ``started`` (``now()``) has got there."""
     return now() - started >= seconds(name)
+
+
+ARRIVALS: dict[str, float] = {}
+"""When each resource the sandbox was asked to change gets there (wall-clock time, as journal
+events are stamped), by identity (an ARN with the account left open, ``gcp:`` and a path): the
+drill report's detection lag is when a step noticed, less this."""
+
+
+def arrives(identity: str, *names: str) -> None:
+    """Note that the resource ``identity``, asked just now, gets there after ``names``' durations."""
+    ARRIVALS[identity] = time.time() + sum(map(seconds, names))

@@ -141,6 +141,8 @@ class ComputeFake(Frontend, Capacity):
         self._targets: set[str] = set()
         self._denied: set[str] = set()
         self._unhealthy: set[str] = set()
+        self._slow_health: dict[str, float] = {}  # group name -> seconds late, at the clouds' speed
+        self._group_of: dict[str, str] = {}  # instance path -> the name of the group that made it
         self._machine_types: dict[str, str] = {}  # group path -> machine type of its new instances
 
     # -- control: faults, regions, permissions, time -----------------------------------------
@@ -149,6 +151,12 @@ class ComputeFake(Frontend, Capacity):
         """Permissions testIamPermissions will say the caller lacks (every other one is held)."""
         with self._lock:
             self._denied.update(permissions)
+
+    def slow_health(self, group: str, seconds: float | str) -> None:
+        """New instances of the group named ``group`` pass their health checks ``seconds`` (at the
+        clouds' speed) later than others: a slow start, a warming cache (``slow-health:GROUP:SECONDS``)."""
+        with self._lock:
+            self._slow_health[group] = float(seconds)
 
     def set_unhealthy(self, instance: str, unhealthy: bool = True) -> None:
         """Make an instance (``projects/P/zones/Z/instances/N``) fail its health checks."""
@@ -215,9 +223,15 @@ class ComputeFake(Frontend, Capacity):
         return "PROVISIONING" if provisioning else "STAGING"
 
     def _healthy(self, path: str) -> bool:
+        slow = self._slow_health.get(self._group_of.get(path, ""), 0.0) / clock.speed()
+        started = self._boots.get(path, float("-inf"))
+        late = started > self._settled_before and self.now() - started < slow + sum(
+            map(clock.seconds, ("instance_boot", "health_threshold"))
+        )
         return (
             self._status(path) == "RUNNING"
             and self._arrived(path, "instance_boot", "health_threshold")
+            and not late
             and path not in self._unhealthy
         )
 
@@ -313,6 +327,7 @@ class ComputeFake(Frontend, Capacity):
         if len(group.members) == size and not group.pending:
             return
         igm["status"]["isStable"] = False
+        clock.arrives(f"gcp:{path}", "instance_boot")  # stable once its instances run
         delta = size - len(group.members)
         igm["currentActions"].update(
             creating=max(0, delta), deleting=max(0, -delta), none=min(size, len(group.members))
@@ -348,6 +363,7 @@ class ComputeFake(Frontend, Capacity):
                 group.pending.append(_Pending(instance, error))
                 continue
             self._resources[instance] = self._instance_body(instance, machine_type)
+            self._group_of[instance] = path.rsplit("/", 1)[-1]
             group.members.append(instance)
 
     def _igm_list(self, call: Call) -> JsonDict:

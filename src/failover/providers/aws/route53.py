@@ -156,6 +156,11 @@ class SetWeights(Action[SetWeightsParams]):
     name = "aws.route53.set_weights"
     cloud = "aws"
     control_plane = "us-east-1"  # record changes go through Route 53's control plane there
+
+    def resources(self, params: Any, where: Placement) -> tuple[str, ...]:
+        """The hosted zone, by id or by name (a zone is global: no region, no site)."""
+        return (f"aws:route53:hostedzone/{params.zone.rstrip('.').lower()}",)
+
     params_model = SetWeightsParams
     default_estimate_s = 60.0
     permission_names = (
@@ -218,6 +223,11 @@ class SetFailoverRecords(Action[SetFailoverParams]):
     name = "aws.route53.set_failover_records"
     cloud = "aws"
     control_plane = "us-east-1"  # record changes go through Route 53's control plane there
+
+    def resources(self, params: Any, where: Placement) -> tuple[str, ...]:
+        """The hosted zone, by id or by name (a zone is global: no region, no site)."""
+        return (f"aws:route53:hostedzone/{params.zone.rstrip('.').lower()}",)
+
     params_model = SetFailoverParams
     default_estimate_s = 60.0
     permission_names = SetWeights.permission_names
