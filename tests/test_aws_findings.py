@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures aws_env and stub come from tests.test_aws_stubbed)
 """AWS behaviours that only a real account shows, held to botocore's service models with Stubber
 (every request is validated against the model before the stub answers it):
 
@@ -9,8 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +17,9 @@ import pytest
 from botocore.stub import Stubber
 
 from failover.errors import ProviderError, TransientProviderError
-from failover.providers.aws._client import client
 from failover.providers.aws.elbv2 import SetTargetGroupWeights
 from failover.providers.aws.rds import FailoverGlobalCluster, GlobalClusterHealthy, SwitchoverGlobalCluster
-from failover.providers.base import Context
-from tests.test_aws_stubbed import ACCOUNT, REGION, FakeTime, StubFor, make_ctx
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Static fake credentials and no shared config, so clients are made offline."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-
-
-@pytest.fixture
-def stub() -> Iterator[StubFor]:
-    """A Stubber on the very client the Context's cache hands to the action."""
-    with ExitStack() as stack:
-
-        def make(ctx: Context, service: str, **options: Any) -> Stubber:
-            stubber = Stubber(client(ctx, service, **options))
-            stack.enter_context(stubber)
-            return stubber
-
-        yield make
-
+from tests.test_aws_stubbed import ACCOUNT, REGION, FakeTime, StubFor, aws_env, make_ctx, stub  # noqa: F401  (its fixtures: offline clients, Stubbers)
 
 # --- ELBv2: an authenticate-oidc action read back and written again -----------------------------
 

@@ -77,15 +77,14 @@ class Capacity:
     project and region as Compute Engine's regional quotas are. The fake says which instances a
     region holds (``_region_instances``)."""
 
+    _region_instances: Callable[[str, str], list[JsonDict]]  # (project, region): the fake's
+
     def __init__(self) -> None:
         if not hasattr(self, "_lock"):
             self._lock = threading.RLock()
         self._regions: dict[tuple[str, str], JsonDict] = {}
         self._stockouts: dict[str, str] = {}  # zone -> error code
         self._quotas: dict[tuple[str | None, str | None, str], float] = {}  # (project, region, metric)
-
-    def _region_instances(self, project: str, region: str) -> list[JsonDict]:
-        raise NotImplementedError
 
     def stockout(self, zone: str, active: bool = True, *, details: bool = False) -> None:
         """A zone out of resources (``us-west1-a``, in every project): no instance can be created
