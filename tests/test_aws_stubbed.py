@@ -140,20 +140,22 @@ ARC_PARAMS = ARC.parse(
 
 
 def arc_stubs(ctx: Context, stub: StubFor) -> tuple[Stubber, Stubber]:
+    """The endpoint asked first, then the other: the step's own region's (us-west-2) first,
+    though the runbook lists us-east-1's first."""
     return (
         stub(
             ctx,
             "route53-recovery-cluster",
-            endpoint_url=E1,
-            region="us-east-1",
+            endpoint_url=E2,
+            region="us-west-2",
             attempts=1,
             connect_timeout=3.0,
         ),
         stub(
             ctx,
             "route53-recovery-cluster",
-            endpoint_url=E2,
-            region="us-west-2",
+            endpoint_url=E1,
+            region="us-east-1",
             attempts=1,
             connect_timeout=3.0,
         ),
@@ -251,7 +253,7 @@ def test_arc_safety_rule_conflict_is_fatal_and_not_retried_elsewhere(tmp_path: P
     message = str(raised.value)
     assert "a safety rule refused the change" in message
     assert "ConflictException" in message
-    assert E1 in message  # the first endpoint answered: the second was not asked
+    assert E2 in message  # the first endpoint answered: the second was not asked
     assert isinstance(raised.value.__cause__, ClientError)
     first.assert_no_pending_responses()
     second.assert_no_pending_responses()

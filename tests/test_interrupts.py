@@ -200,3 +200,28 @@ def test_ctrl_c_at_a_prompt_denies_it_and_interrupts_the_run(tmp_path: Path) -> 
     assert run.approvals and all(not a["granted"] for a in run.approvals)
     assert any(a["reason"] == "interrupted by SIGINT" for a in run.approvals)
     assert SimWorld(state).values() == {}  # nothing was approved, nothing moved
+
+
+@pytest.mark.parametrize("closed", ["stderr", "both"])
+def test_a_reader_that_goes_away_neither_hangs_nor_fails_the_run(tmp_path: Path, closed: str) -> None:
+    """`failover apply ... 2>&1 | head`: once the pipe is closed, logs are dropped (the journal is
+    the record); a closed standard output ends the command with 141, as a shell says SIGPIPE."""
+    state = tmp_path / "state"
+    plan = write_plan(tmp_path, TWO_STEPS.replace("DURATION", "300ms"))
+    args = [sys.executable, "-m", "failover.cli", "apply", str(plan), "--state", str(state), "--auto-approve"]
+    child = subprocess.Popen(
+        args, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stderr.close()
+    if closed == "both":
+        child.stdout.close()
+    code = child.wait(timeout=60)
+    run = replayed(state)
+    assert (run.status, run.exit_code) == ("succeeded", 0)
+    if closed == "both":
+        assert code == 141
+    else:
+        out = child.stdout.read()
+        child.stdout.close()
+        assert code == 0 and "succeeded" in out

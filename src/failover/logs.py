@@ -39,10 +39,26 @@ def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> N
 
 
 class _Stderr:
-    """Whatever ``sys.stderr`` is at the time of writing (tests and embedders swap it)."""
+    """Whatever ``sys.stderr`` is at the time of writing (tests and embedders swap it). A log that
+    cannot be written (a closed pipe, a full disk) is dropped, and so is the rest once one was:
+    the journal is the record of a run, and a step must never fail for want of a log line."""
+
+    def __init__(self) -> None:
+        self.broken = False
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        if self.broken:
+            return 0
+        try:
+            return sys.stderr.write(text)
+        except (OSError, ValueError):  # EPIPE, ENOSPC, EIO; ValueError: stderr was closed
+            self.broken = True
+            return 0
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        if self.broken:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            self.broken = True

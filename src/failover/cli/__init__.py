@@ -17,7 +17,8 @@ COMMANDS = (planning, reading, running, state)  # imported for the commands they
 
 
 def entry() -> None:
-    """The console script: ``main``, with Ctrl-C outside a run ending in exit 130, not 1."""
+    """The console script: ``main``, with Ctrl-C outside a run ending in exit 130, not 1, and a
+    closed standard output in 141, not a traceback."""
     try:
         code = main.main(standalone_mode=False)
     except click.exceptions.Abort:  # Ctrl-C outside a run (a run journals and reports its own)
@@ -26,6 +27,13 @@ def entry() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except SystemExit:
+        # click ends a command whose standard output was closed (| head) with 1, the code of a
+        # failed run, after wrapping the streams; say 141, as a shell reports SIGPIPE, instead:
+        # what a run did is in its journal
+        if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            sys.exit(141)
+        raise
     sys.exit(code if isinstance(code, int) else 0)
 
 

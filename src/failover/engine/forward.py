@@ -131,14 +131,16 @@ class Forward:
         try:
             self._run_tasks(first)
         except Exception as exc:  # a fault of the engine itself: stop the run, say why
-            self.log.exception("engine_fault")
-            self.recorder.fail(EngineFaultError(f"internal error: {type(exc).__name__}: {exc}"))
-            with self.lock:
-                self.sched.stop()
-                for i in list(self.sched.running | self.sched.asking):
-                    self.sched.finished(i, False)
-                    self.sched.denied(i)
-            self.wake.set()
+            try:
+                self.recorder.fail(EngineFaultError(f"internal error: {type(exc).__name__}: {exc}"))
+                with self.lock:
+                    self.sched.stop()
+                    for i in list(self.sched.running | self.sched.asking):
+                        self.sched.finished(i, False)
+                        self.sched.denied(i)
+                self.log.exception("engine_fault")  # last: an embedder's logger may fail too
+            finally:
+                self.wake.set()  # the watch sees the run stopped, whatever failed here
 
     def _run_tasks(self, first: Work) -> None:
         steps = self.plan.steps

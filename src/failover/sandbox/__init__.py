@@ -84,6 +84,7 @@ class Sandbox:
         self._moto = self._stack.enter_context(MotoSandbox())
         regions = {name: site.aws.region for name, site in self.runbook.sites.items() if site.aws is not None}
         self._aws = Builder(regions, self._moto.endpoint_url)
+        self._aws.arc = self._moto.arc
         self._aws.create(self.runbook.sandbox.aws)
 
     def _start_gcp(self) -> None:
@@ -143,15 +144,22 @@ class Sandbox:
 
     def site_overrides(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Per site and cloud, the settings that point a down site at its dead endpoint; a site
-        down in us-east-1 also takes Route 53's and IAM's control planes away from every site."""
+        down takes its region's ARC cluster endpoint away from every site, and one in us-east-1
+        also Route 53's and IAM's control planes."""
         found: dict[str, dict[str, dict[str, Any]]] = {}
         for site, dead in self._dead.items():
-            found[site] = {"aws": {"endpoint_url": dead.url}, "gcp": {"endpoint": dead.url}}
+            found.setdefault(site, {}).setdefault("aws", {})["endpoint_url"] = dead.url
+            found[site]["gcp"] = {"endpoint": dead.url}
             spec = self.runbook.sites[site].aws
-            if spec is not None and spec.region == "us-east-1":
-                homed = dict.fromkeys(HOMED_IN_US_EAST_1, dead.url)
-                for other in self.runbook.sites:
-                    found.setdefault(other, {}).setdefault("aws", {})["endpoint_urls"] = homed
+            if spec is None:
+                continue
+            homed = {f"route53-recovery-cluster:{spec.region}": dead.url}  # its ARC cluster endpoint
+            if spec.region == "us-east-1":
+                homed.update(dict.fromkeys(HOMED_IN_US_EAST_1, dead.url))
+            for other in self.runbook.sites:
+                found.setdefault(other, {}).setdefault("aws", {}).setdefault("endpoint_urls", {}).update(
+                    homed
+                )
         return found
 
     def _stop(self) -> None:

@@ -24,6 +24,7 @@ from botocore.config import Config
 from failover.errors import SandboxError
 from failover.providers.aws._client import SANDBOX_CREDENTIALS
 from failover.sandbox import aws_time
+from failover.sandbox.arc import Cluster
 from failover.sandbox.aws_faults import DENIED, AwsFaults
 from failover.sandbox.spec import AwsPolicySpec, AwsSandbox
 
@@ -38,6 +39,7 @@ class MotoSandbox:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.faults: AwsFaults | None = None
+        self.arc: Cluster | None = None
         self.endpoint_url = ""
 
     def __enter__(self) -> MotoSandbox:
@@ -53,7 +55,8 @@ class MotoSandbox:
         DENIED.clear()
         POLICY[:] = []
         aws_time.start()
-        self.faults = AwsFaults(DomainDispatcherApplication(create_backend_app))
+        self.arc = Cluster(DomainDispatcherApplication(create_backend_app))
+        self.faults = AwsFaults(self.arc)
         self._server = make_server(
             "127.0.0.1", 0, self.faults, threaded=True, request_handler=MotoRequestHandler
         )
@@ -98,6 +101,7 @@ class Builder:
     def __init__(self, regions: Mapping[str, str], endpoint_url: str | None = None) -> None:
         self.regions = dict(regions)  # site -> AWS region
         self.endpoint_url = endpoint_url
+        self.arc: Cluster | None = None  # the sandbox's ARC cluster, if it has one
         self._clients: dict[tuple[str, str], Any] = {}
         self._session = (
             boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
@@ -123,6 +127,10 @@ class Builder:
         from botocore.exceptions import BotoCoreError, ClientError
 
         POLICY[:] = [spec.policy] if spec.policy is not None else []
+        if spec.control_panels and self.arc is None:
+            raise SandboxError("control_panels: ARC's cluster is only played by the embedded sandbox")
+        if self.arc is not None:
+            self.arc.load(spec.control_panels)
         try:
             self._create(spec)
         except (ClientError, BotoCoreError) as exc:
@@ -321,8 +329,38 @@ class Builder:
                 "DBClusters"
             ][0]
             out[f"cluster {replica.cluster} replicates"] = bool(c.get("ReplicationSourceIdentifier"))
+        out.update(_routing(spec, self.arc))
         state: JsonDict = json.loads(json.dumps(out, sort_keys=True))
         return state
+
+
+def _routing(spec: AwsSandbox, arc: Cluster | None) -> JsonDict:
+    """The ARC routing controls' states, and what Route 53 answers for each name whose records
+    have routing-control health checks: weighted records with weight and health answer (all of
+    them when none is healthy); a failover name answers PRIMARY while it is healthy, then a
+    healthy SECONDARY, then PRIMARY."""
+    out: JsonDict = {}
+    states = dict(arc.states) if arc is not None else {}
+    for arn, state in sorted(states.items()):
+        out[f"arc {arn.rsplit(':', 1)[-1]}"] = state
+    for zone in spec.hosted_zones:
+        names: dict[tuple[str, str], list[Any]] = {}
+        for record in zone.records:
+            names.setdefault((record.name, record.type), []).append(record)
+        for (name, kind), records in sorted(names.items()):
+            if not any(r.routing_control for r in records):
+                continue
+            healthy = [
+                r for r in records if r.routing_control is None or states.get(r.routing_control) == "On"
+            ]
+            if any(r.failover for r in records):
+                order = [r for role in ("PRIMARY", "SECONDARY") for r in records if r.failover == role]
+                answer = next((r for r in order if r in healthy), order[0])
+                out[f"answers {name} {kind}"] = [answer.set_identifier]
+            else:
+                weighted = [r for r in healthy if r.weight] or [r for r in records if r.weight]
+                out[f"answers {name} {kind}"] = sorted(str(r.set_identifier) for r in weighted)
+    return out
 
 
 GLOBAL_TABLES: dict[tuple[str, str], tuple[str, ...]] = {}

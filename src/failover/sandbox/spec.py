@@ -24,6 +24,11 @@ class RecordSpec(_Spec):
     set_identifier: str | None = Field(None, description="For weighted or failover records.")
     weight: int | None = Field(None, ge=0, le=255)
     failover: Literal["PRIMARY", "SECONDARY"] | None = None
+    routing_control: str | None = Field(
+        None,
+        description="ARN of the ARC routing control whose health check the record has: it answers "
+        "only while the control is On.",
+    )
 
     @model_validator(mode="after")
     def _routing(self) -> RecordSpec:
@@ -38,6 +43,58 @@ class RecordSpec(_Spec):
 class HostedZoneSpec(_Spec):
     name: str = Field(description="Zone name, e.g. shop.example.com.")
     records: list[RecordSpec] = Field(default_factory=list)
+
+
+_PANEL_ARN = re.compile(r"arn:aws:route53-recovery-control::\d{12}:controlpanel/[A-Za-z0-9_-]{1,64}")
+
+
+class SafetyRuleSpec(_Spec):
+    """An ARC safety rule: an assertion rule holds over its ``asserted`` controls after every
+    change; a gating rule lets its ``targets`` change only while its ``gating`` controls hold."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    type: Literal["ATLEAST", "AND", "OR"] = "ATLEAST"
+    threshold: int = Field(1, ge=1, description="ATLEAST: how many controls must be On.")
+    inverted: bool = False
+    asserted: list[str] = Field(default_factory=list, description="Assertion rule: control names.")
+    gating: list[str] = Field(default_factory=list, description="Gating rule: the gating control names.")
+    targets: list[str] = Field(default_factory=list, description="Gating rule: the controls it gates.")
+
+    @model_validator(mode="after")
+    def _kind(self) -> SafetyRuleSpec:
+        if bool(self.asserted) == bool(self.gating) or bool(self.gating) != bool(self.targets):
+            raise ValueError("a safety rule has asserted controls, or gating controls and targets")
+        return self
+
+
+class ControlPanelSpec(_Spec):
+    """An ARC control panel of the sandbox's cluster: its routing controls, by name, and their
+    states when the drill starts, and its safety rules."""
+
+    arn: str = Field(description="arn:aws:route53-recovery-control::ACCOUNT:controlpanel/ID")
+    controls: dict[str, Literal["On", "Off"]] = Field(min_length=1)
+    rules: list[SafetyRuleSpec] = Field(default_factory=list)
+
+    @field_validator("arn")
+    @classmethod
+    def _arn(cls, arn: str) -> str:
+        if not _PANEL_ARN.fullmatch(arn):
+            raise ValueError(f"{arn!r} is not a control panel ARN: expected {_PANEL_ARN.pattern}")
+        return arn
+
+    @model_validator(mode="after")
+    def _names(self) -> ControlPanelSpec:
+        for rule in self.rules:
+            unknown = sorted({*rule.asserted, *rule.gating, *rule.targets} - set(self.controls))
+            if unknown:
+                raise ValueError(f"safety rule {rule.name} names controls not in controls: {unknown}")
+        return self
+
+    def control_arn(self, name: str) -> str:
+        return f"{self.arn}/routingcontrol/{name}"
+
+    def rule_arn(self, name: str) -> str:
+        return f"{self.arn}/safetyrule/{name}"
 
 
 class AutoScalingGroupSpec(_Spec):
@@ -128,6 +185,9 @@ class AwsPolicySpec(_Spec):
 
 class AwsSandbox(_Spec):
     hosted_zones: list[HostedZoneSpec] = Field(default_factory=list)
+    control_panels: list[ControlPanelSpec] = Field(
+        default_factory=list, description="ARC control panels of the sandbox's recovery cluster."
+    )
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
     ecs_services: list[EcsServiceSpec] = Field(default_factory=list)
     load_balancers: list[LoadBalancerSpec] = Field(default_factory=list)
@@ -141,6 +201,18 @@ class AwsSandbox(_Spec):
         description="The IAM policy simulation answers from; without one, every action is allowed "
         "but those a deny:PERMISSION fault takes away.",
     )
+
+    @model_validator(mode="after")
+    def _controls(self) -> AwsSandbox:
+        declared = {p.control_arn(name) for p in self.control_panels for name in p.controls}
+        for zone in self.hosted_zones:
+            for record in zone.records:
+                if record.routing_control is not None and record.routing_control not in declared:
+                    raise ValueError(
+                        f"record {record.name} ({record.set_identifier}): routing control "
+                        f"{record.routing_control} is not declared in control_panels"
+                    )
+        return self
 
     def sites(self) -> list[tuple[tuple[str | int, ...], str]]:
         """(path inside ``sandbox.aws``, site) of every resource that names a site."""

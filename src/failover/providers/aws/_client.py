@@ -166,7 +166,7 @@ def client(
     service, region, endpoint and limits, so a long step keeps reusing one."""
     region = region or _region(ctx)
     # the sandbox's endpoints win over an API's own (ARC's cluster)
-    endpoint = _service_endpoint(ctx, service) or _text(ctx, "endpoint_url") or endpoint_url
+    endpoint = _service_endpoint(ctx, service, region) or _text(ctx, "endpoint_url") or endpoint_url
     with aws_errors(ctx, f"the {service} client"):
         session = _session(ctx)
         bound = limits(
@@ -191,11 +191,14 @@ def _region(ctx: Context) -> str:
     return region
 
 
-def _service_endpoint(ctx: Context, service: str) -> str | None:
-    """A service's own endpoint, where the settings give one (``endpoint_urls``: a sandbox whose
-    us-east-1 is down takes Route 53's and IAM's control planes down for every site)."""
+def _service_endpoint(ctx: Context, service: str, region: str) -> str | None:
+    """A service's own endpoint, where the settings give one (``endpoint_urls``, by
+    ``SERVICE:REGION`` or ``SERVICE``: a sandbox whose us-east-1 is down takes the ARC cluster
+    endpoint there, and Route 53's and IAM's control planes, away from every site)."""
     found = ctx.settings.get("endpoint_urls")
-    url = found.get(service) if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        return None
+    url = found.get(f"{service}:{region}") or found.get(service)
     return url if isinstance(url, str) and url else None
 
 

@@ -90,11 +90,13 @@ class SetRoutingControls(Action[RoutingControlsParams]):
     def _call(
         self, ctx: Context, params: RoutingControlsParams, method: str, **kwargs: object
     ) -> dict[str, Any]:
-        """Call each cluster endpoint in turn until one answers (ARC's data plane is regional); a
-        safety-rule refusal is final. Each waits for a share of the time left, and none is called
-        once the step's deadline passed (DeadlineError)."""
+        """Call each cluster endpoint in turn until one answers (ARC's data plane is regional),
+        the one in the step's own region first; a safety-rule refusal is final. Each waits for a
+        share of the time left, and none is called once the step's deadline passed
+        (DeadlineError)."""
         last: TransientProviderError | None = None
-        endpoints = params.cluster_endpoints
+        here = ctx.placement.region
+        endpoints = sorted(params.cluster_endpoints, key=lambda e: e.region != here)
         for i, endpoint in enumerate(endpoints):
             arc = arc_client(ctx, endpoint, share(ctx, len(endpoints) - i))
             try:
