@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failover.engine import Approval, Options, execute, resume
+from failover.engine.approvals import LOGIN_HINT
 from failover.errors import PlanError, RefusedError
 from failover.plan import Plan, PlannedStep
 from failover.providers.sim import SimWorld
@@ -252,7 +253,12 @@ def test_approvals_by_flag_by_callback_and_denial(tmp_path: Path) -> None:
     assert by_callback.ok
     assert asked == ["s1.move"]
     granted = [e for e in events(tmp_path / "c", by_callback.run_id) if e.kind == "approval_granted"]
-    assert granted[0].data == {"by": "alice", "reason": "change 42", "owner": this_owner()}
+    assert granted[0].data == {
+        "by": "alice",
+        "by_is": LOGIN_HINT,
+        "reason": "change 42",
+        "owner": this_owner(),
+    }
 
 
 def test_no_answer_before_the_approval_timeout_is_a_denial(tmp_path: Path) -> None:

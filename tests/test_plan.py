@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -55,8 +56,9 @@ def test_plan_round_trips_through_json(plan: Plan) -> None:
     again = Plan.from_json(plan.to_json())
     assert again == plan
     assert again.fingerprint == plan.fingerprint
-    compact = json.dumps(json.loads(plan.to_json()))
-    assert Plan.from_json(compact).fingerprint == plan.fingerprint
+    compact = json.dumps(json.loads(plan.to_json()))  # the same content in other bytes
+    with pytest.raises(PlanError, match="not in canonical form"):
+        Plan.from_json(compact)
 
 
 def test_changed_value_is_refused_as_a_fingerprint_mismatch(plan: Plan) -> None:
@@ -70,17 +72,14 @@ SHOP_PLAN = make_plan(load_runbook(SIM_SHOP), from_="east", to="west")
 
 
 @given(st.data())
-def test_any_single_byte_change_is_refused_or_means_the_same_content(data: st.DataObject) -> None:
+def test_any_single_byte_change_is_refused(data: st.DataObject) -> None:
     plan = SHOP_PLAN
     text = plan.to_json()
     at = data.draw(st.integers(0, len(text) - 1))
     byte = data.draw(st.characters(codec="ascii").filter(lambda c: c != text[at]))
     changed = text[:at] + byte + text[at + 1 :]
-    try:
-        again = Plan.from_json(changed)
-    except PlanError:
-        return
-    assert again.fingerprint == plan.fingerprint  # only whitespace moved
+    with pytest.raises(PlanError):  # a changed value, or the same content in other bytes
+        Plan.from_json(changed)
 
 
 @pytest.mark.parametrize(
@@ -123,11 +122,6 @@ def test_the_plan_describes_the_sites_it_acts_on(write_runbook) -> None:  # type
         "endpoint_url": None,
     }
     assert plan.sites[0].gcp == {"project": "p", "region": "us-west1", "endpoint": None}
-    doc = json.loads(plan.to_json())
-    doc["sites"] = []
-    from failover.plan import fingerprint_of
-
-    doc.pop("fingerprint")
-    doc["fingerprint"] = fingerprint_of(doc)
-    assert Plan.from_json(json.dumps(doc)).sites == ()  # older shape without sites still loads
+    older = dataclasses.replace(plan, sites=())
+    assert Plan.from_json(older.to_json()).sites == ()  # older shape without sites still loads
     assert execute(plan, path.parent / "state", Options(sleep=lambda _s: None)).ok

@@ -1,5 +1,6 @@
 """The history of a runbook's runs, from the journal: measured RTO per service and overall,
-predicted against measured, and the trend from one drill to the next."""
+predicted against measured, and the trend from one drill to the next. Every string in it is
+redacted (by value and shape: its keys are names of services and directions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from failover.durations import format_duration
+from failover.redact import redact_strings
 from failover.report import report_data
 from failover.state import DEFAULT_STATE, is_remote, open_store
 from failover.state.events import Event, RunState
@@ -57,7 +59,8 @@ def history(runbook: str, sources: Iterable[StateStore]) -> dict[str, Any]:
     runs.sort(key=lambda r: (r["created_at"], r["run_id"]))
     for run in runs:
         del run["created_at"]
-    return {"version": HISTORY_VERSION, "runbook": runbook, "runs": runs, "services": _services(runs)}
+    doc = {"version": HISTORY_VERSION, "runbook": runbook, "runs": runs, "services": _services(runs)}
+    return dict(redact_strings(doc))
 
 
 def _before_undo(events: list[Event]) -> list[Event]:
@@ -146,6 +149,7 @@ def _table(header: list[str], rows: list[list[str]], left: int) -> list[str]:
 
 def render_history(data: dict[str, Any]) -> str:
     """Plain text: the runs, then per direction the services' last, previous and predicted RTO."""
+    data = redact_strings(data)
     lines = [f"History of {data['runbook']}: {len(data['runs'])} finished runs"]
     if not data["runs"]:
         lines.append("(none in this journal: sandbox drills are read with --sandbox)")

@@ -1,7 +1,8 @@
 """Logging set-up for the command line (the library itself never configures logging).
 
-Events are structlog events with fields; secrets are redacted before any renderer. Not on a
-terminal: JSON lines on standard error. On a terminal: readable lines.
+Events are structlog events with fields; secrets are redacted before any renderer, tracebacks
+included (they are formatted first). Not on a terminal: JSON lines on standard error. On a
+terminal: readable lines.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> N
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # a traceback is text, redacted like the rest
             redact_processor,
-            structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -2,7 +2,8 @@
 node_exporter's textfile collector (``--metrics-file``).
 
 Labels name the runbook and the scenario (``runbook``, ``from_site``, ``to_site``, ``mode``), never
-a run id, so a series stays the same series from one drill to the next.
+a run id, so a series stays the same series from one drill to the next. Every label value is
+redacted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from failover.errors import FailoverError
+from failover.redact import redact_strings
 
 if TYPE_CHECKING:
     from failover.engine import Readiness
@@ -40,7 +42,15 @@ def check_writable(path: Path) -> None:
 
 
 def _scenario(runbook: str, scenario: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    return (runbook, str(scenario["from"]), str(scenario["to"]), str(scenario.get("mode", "graceful")))
+    runbook, from_, to, mode = _labels(
+        runbook, scenario["from"], scenario["to"], scenario.get("mode", "graceful")
+    )
+    return runbook, from_, to, mode
+
+
+def _labels(*values: object) -> tuple[str, ...]:
+    """Label values as text, redacted."""
+    return tuple(redact_strings([str(v) for v in values]))
 
 
 def _gauges(registry: CollectorRegistry) -> Callable[..., Gauge]:
@@ -83,11 +93,11 @@ def run_metrics(
                 metric.labels(*labels).set(value)
         for service in data["services"]:
             if service["measured_s"] is not None:
-                service_rto.labels(*labels, service["name"]).set(service["measured_s"])
+                service_rto.labels(*labels, *_labels(service["name"])).set(service["measured_s"])
             if service["rto_target_s"] is not None:
-                service_target.labels(*labels, service["name"]).set(service["rto_target_s"])
+                service_target.labels(*labels, *_labels(service["name"])).set(service["rto_target_s"])
         for step in data["steps"]:
-            where = (step["id"], step["service"], step["site"])
+            where = _labels(step["id"], step["service"], step["site"])
             if step["duration_s"] is not None:
                 duration.labels(*labels, *where).set(step["duration_s"])
             if step["attempts"]:
@@ -127,7 +137,7 @@ def readiness_metrics(
         registry=registry,
     )
     for result in results:
-        check_ok.labels(*labels, result.id, result.site).set(1 if result.ok else 0)
+        check_ok.labels(*labels, *_labels(result.id, result.site)).set(1 if result.ok else 0)
     return registry
 
 

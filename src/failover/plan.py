@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from failover.errors import PlanError
+from failover.redact import REDACTED
 
 PLAN_VERSION: Literal[1] = 1
 Mode = Literal["graceful", "ungraceful"]
@@ -139,6 +140,9 @@ class Plan:
     services: tuple[ServiceSummary, ...] = ()
     sites: tuple[PlannedSite, ...] = ()
     warnings: tuple[str, ...] = ()
+    made_at: str | None = None
+    """When the plan file was made (UTC, ISO 8601), for ``apply --max-plan-age``; the planner
+    itself leaves it out (it is pure), the ``plan`` command sets it."""
     version: Literal[1] = field(default=PLAN_VERSION)
 
     def content(self) -> dict[str, Any]:
@@ -156,6 +160,7 @@ class Plan:
             "services": [_plain(s) for s in self.services],
             "sites": [_plain(s) for s in self.sites],
             "warnings": list(self.warnings),
+            **({"made_at": self.made_at} if self.made_at is not None else {}),
         }
 
     @cached_property
@@ -226,10 +231,22 @@ class Plan:
         if problem:
             raise PlanError(f"{where}: invalid plan: {problem}")
         actual = fingerprint_of(doc)
+        if actual != claimed and REDACTED in canonical_json(doc):
+            raise PlanError(
+                f"{where}: this plan was written with its secrets redacted, for review: it cannot be "
+                "applied. Reference the secrets in the runbook (${secret:...}, ${env:...}), or make "
+                "the plan file with `failover plan --format json --with-secrets`"
+            )
         if actual != claimed:
             raise PlanError(
                 f"{where}: fingerprint mismatch: the file says {claimed[:12]}... but its content "
                 f"hashes to {actual[:12]}...: the plan was changed after it was made"
+            )
+        given = text.encode("utf-8") if isinstance(text, str) else text
+        if given != plan.to_json().encode("utf-8"):
+            raise PlanError(
+                f"{where}: not in canonical form: plan files are applied (and signed) exactly as "
+                "`failover plan --format json` writes them; make it again with that command"
             )
         return plan
 

@@ -7,7 +7,7 @@ on; nothing else is ordered, so independent work runs in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from pydantic import JsonValue
@@ -28,6 +28,7 @@ from failover.plan import (
 from failover.providers import default_registry
 from failover.providers.base import AnyAction, AnyCheck, Permission, Placement, Registry
 from failover.runbook import CheckSpec, Runbook, Service, StepSpec, check_id
+from failover.secrets import permissions as secret_permissions
 from failover.templating import render
 
 
@@ -188,7 +189,7 @@ class _Planner:
             site=where.site,
             params=params,
             description=spec.description or check.describe(parsed, where),
-            permissions=_permissions(check.permissions(parsed, where)),
+            permissions=_permissions([*check.permissions(parsed, where), *self._secrets(params, where)]),
             estimate_s=check.estimate(parsed),
             skipped=skipped,
             best_effort=best_effort,
@@ -288,9 +289,13 @@ class _Planner:
             best_effort=best_effort,
             skip_reason=reason,
             follows_pivot=self._after_pivot(step_id, spec.pivot and not skipped, after),
-            permissions=_permissions(action.permissions(parsed, where)),
+            permissions=_permissions([*action.permissions(parsed, where), *self._secrets(params, where)]),
             resources=action.resources(parsed, where),
         )
+
+    def _secrets(self, params: Mapping[str, object], where: Placement) -> list[Permission]:
+        """Reading the AWS secrets the parameters reference, with the site's AWS placement."""
+        return secret_permissions(params, self.runbook.placement(where.site, "aws"))
 
     def _verify(self, planned: PlannedCheck, after: tuple[str, ...], interval: float) -> PlannedStep:
         """A verify check as a node of the plan DAG, after its service's last steps: it asks

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 import networkx as nx
 from rich.console import Console, Group
@@ -14,8 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from failover.durations import format_duration
+from failover.endpoints import custom as custom_endpoints
 from failover.graph import dependencies, impact, service_graph, stable_order
-from failover.plan import Plan, PlannedStep
+from failover.plan import Plan, PlannedCheck, PlannedStep
+from failover.redact import redact, secret_values_in
 from failover.runbook import Runbook
 
 PlanFormat = Literal["text", "markdown", "json", "dot"]
@@ -25,14 +28,75 @@ GRAPH_FORMATS: tuple[GraphFormat, ...] = ("text", "mermaid", "dot", "json")
 
 
 def render_plan(plan: Plan, fmt: PlanFormat = "text", *, width: int = 120) -> str:
-    """The plan in one of :data:`PLAN_FORMATS`."""
+    """The plan in one of :data:`PLAN_FORMATS`, its secrets redacted (see :func:`shown`)."""
     if fmt == "json":
-        return plan.to_json()
+        return plan_json(plan)
     if fmt == "markdown":
         return plan_markdown(plan)
     if fmt == "dot":
         return plan_dot(plan)
     return to_plain_text(plan_rich(plan), width=width)
+
+
+# --- what a rendering may show ---------------------------------------------------------------------
+
+
+def plan_secrets(plan: Plan) -> list[str]:
+    """The values under secret-looking keys of the plan's parameters: redacted wherever they
+    appear in what is shown of the plan (a description that quotes one, another step's note)."""
+    return secret_values_in([c.params for c in plan.preflight] + [s.params for s in plan.steps])
+
+
+def shown(plan: Plan) -> Plan:
+    """The plan as renderings show it: parameters, descriptions, notes, reasons, warnings and
+    sites redacted (values under secret-looking keys, registered secrets and whatever looks like
+    a credential), references to secrets (``${secret:...}``, ``${env:...}``) as written. It keeps
+    the fingerprint of the plan it shows (it is not a plan to run: its content no longer hashes
+    to it)."""
+    known = plan_secrets(plan)
+
+    def item(it: Any) -> Any:
+        safe = {
+            "params": redact(it.params, known=known),
+            "description": redact(it.description, known=known),
+            "skip_reason": redact(it.skip_reason, known=known),
+        }
+        if isinstance(it, PlannedStep):
+            safe["note"] = redact(it.note, known=known)
+        changed = {k: v for k, v in safe.items() if v != getattr(it, k)}
+        return it._replace(**changed) if changed else it
+
+    preflight: tuple[PlannedCheck, ...] = tuple(item(c) for c in plan.preflight)
+    steps: tuple[PlannedStep, ...] = tuple(item(s) for s in plan.steps)
+    sites = tuple(
+        site._replace(aws=redact(site.aws, known=known), gcp=redact(site.gcp, known=known))
+        for site in plan.sites
+    )
+    warnings = tuple(redact(w, known=known) for w in plan.warnings)
+    safe = replace(plan, preflight=preflight, steps=steps, sites=sites, warnings=warnings)
+    object.__setattr__(safe, "fingerprint", plan.fingerprint)  # the plan it shows
+    return safe
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as JSON for reviewers and tools: the plan file's layout and fields, its secrets
+    redacted. A plan with nothing to redact is shown exactly as its plan file; one with
+    something redacted is not a plan file (its content no longer hashes to its fingerprint, so
+    ``apply`` refuses it)."""
+    content = plan.content()
+    safe = redact(content, known=plan_secrets(plan))
+    if json.dumps(safe, sort_keys=True) == json.dumps(content, sort_keys=True):
+        return plan.to_json()
+    doc = {"version": plan.version, "fingerprint": plan.fingerprint, **safe}
+    lines = []
+    for key, value in doc.items():  # one step or check per line, as in the plan file
+        head = f"  {json.dumps(key)}: "
+        if isinstance(value, list | tuple) and value:
+            items = ",\n".join("    " + json.dumps(v, ensure_ascii=False) for v in value)
+            lines.append(f"{head}[\n{items}\n  ]")
+        else:
+            lines.append(head + json.dumps(value, ensure_ascii=False))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def to_plain_text(renderable: object, *, width: int = 120) -> str:
@@ -71,9 +135,26 @@ def _headline(plan: Plan) -> list[str]:
     ]
 
 
+def endpoint_banner(plan: Plan) -> list[str]:
+    """What a reviewer must read first about a plan that names endpoints other than the clouds'
+    own: where credentials would go, and that a run refuses them unless allowed."""
+    found = custom_endpoints(plan)
+    if not found:
+        return []
+    return [
+        "CUSTOM ENDPOINTS: this plan sends the run's cloud credentials to "
+        + "; ".join(f"{e.where} = {redact(e.url)}" for e in found)
+        + ". A run refuses them unless they are loopback or allowed with --allow-endpoint HOST."
+    ]
+
+
 def plan_rich(plan: Plan) -> Group:
-    """The plan as rich renderables for a terminal."""
-    parts: list[object] = [Panel("\n".join(_headline(plan)), title="failover plan", expand=False)]
+    """The plan as rich renderables for a terminal, its secrets redacted."""
+    banner = endpoint_banner(plan)
+    plan = shown(plan)
+    # every text as Text: rich would read "[redacted]" as markup and ":secret:" (in an ARN) as an emoji
+    parts: list[object] = [Text(line, style="bold red") for line in banner]
+    parts.append(Panel(Text("\n".join(_headline(plan))), title="failover plan", expand=False))
     if plan.warnings:
         parts.append(Text("\n".join(f"! {w}" for w in plan.warnings), style="bold yellow"))
     checks = Table(title="Preflight checks (all run before any change)", title_justify="left")
@@ -81,7 +162,7 @@ def plan_rich(plan: Plan) -> Group:
         checks.add_column(column)
     for check in plan.preflight:
         note = f" [skipped: {check.skip_reason}]" if check.skipped else ""
-        checks.add_row(check.id, check.site, check.description + note)
+        checks.add_row(Text(check.id), Text(check.site), Text(check.description + note))
     if plan.preflight:
         parts.append(checks)
     steps = Table(title="Steps, in order", title_justify="left")
@@ -96,10 +177,10 @@ def plan_rich(plan: Plan) -> Group:
         mark = "*" if step.id in critical else ""
         steps.add_row(
             f"{n}{mark}",
-            step.id,
-            step.site,
-            what,
-            ", ".join(step.after),
+            Text(step.id),
+            Text(step.site),
+            Text(what),
+            Text(", ".join(step.after)),
             format_duration(step.estimate_s),
             _flags(step),
             style=style,
@@ -136,7 +217,12 @@ def _mermaid_label(text: str) -> str:
 
 
 def plan_mermaid(plan: Plan) -> str:
-    """A Mermaid flowchart of the step DAG, grouped by service; pivots and approvals marked."""
+    """A Mermaid flowchart of the step DAG, grouped by service; pivots and approvals marked;
+    its secrets redacted."""
+    return _mermaid(shown(plan))
+
+
+def _mermaid(plan: Plan) -> str:
     ids = {step.id: f"s{i}" for i, step in enumerate(plan.steps)}
     lines = ["flowchart TD"]
     by_service: dict[str, list[PlannedStep]] = {}
@@ -172,14 +258,18 @@ def plan_mermaid(plan: Plan) -> str:
 
 
 def plan_markdown(plan: Plan) -> str:
-    """The plan for a pull request: summary, diagram, every step as a sentence, rollback."""
+    """The plan for a pull request: summary, diagram, every step as a sentence, rollback; its
+    secrets redacted."""
+    banner = endpoint_banner(plan)
+    plan = shown(plan)
     s = plan.scenario
-    out = [f"# Failover plan: {plan.runbook.name}, {s.from_} -> {s.to} ({s.mode})", ""]
+    out = ["> [!CAUTION]", *(f"> {line}" for line in banner), ""] if banner else []
+    out += [f"# Failover plan: {plan.runbook.name}, {s.from_} -> {s.to} ({s.mode})", ""]
     out += [f"- {line}" for line in _headline(plan)[1:]]
     out += [f"- runbook sha256 `{plan.runbook.sha256}`", ""]
     if plan.warnings:
         out += ["> [!WARNING]", *(f"> {w}  " for w in plan.warnings), ""]
-    out += ["## Step graph", "", "```mermaid", plan_mermaid(plan).rstrip(), "```", ""]
+    out += ["## Step graph", "", "```mermaid", _mermaid(plan).rstrip(), "```", ""]
     out += ["## Preflight checks", ""]
     if plan.preflight:
         out += [
@@ -238,7 +328,8 @@ def _dot_quote(text: str) -> str:
 
 
 def plan_dot(plan: Plan) -> str:
-    """The step DAG for Graphviz, one cluster per service."""
+    """The step DAG for Graphviz, one cluster per service, its secrets redacted."""
+    plan = shown(plan)
     lines = ["digraph plan {", "  rankdir=TB;", "  node [shape=box, fontsize=10];"]
     by_service: dict[str, list[PlannedStep]] = {}
     for step in plan.steps:

@@ -2,6 +2,9 @@
 
 Built from the plan and the journal's events only, so a report can be made at any time after
 (or during) a run: Markdown with a Mermaid Gantt chart, JSON, and JUnit XML for CI systems.
+Every string in a report is redacted: registered secrets, the values under secret-looking keys of
+the plan's parameters (where a description or an error quotes them), and whatever looks like a
+credential.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 from failover.durations import format_duration
 from failover.plan import Plan, PlannedStep
-from failover.redact import redact
+from failover.redact import redact, secret_values_in
 from failover.state.chain import GENESIS
 from failover.state.events import Event, RunState
 
@@ -99,7 +102,7 @@ def report_data(
         }
         for c in plan.preflight
     ]
-    return {
+    doc = {
         "version": REPORT_VERSION,
         "run_id": state.run_id,
         "runbook": plan.runbook.name,
@@ -126,6 +129,8 @@ def report_data(
         "sandbox": state.sandbox,
         "journal": {"events": len(events), "head": events[-1].hash if events else GENESIS},
     }
+    known = secret_values_in([c.params for c in plan.preflight] + [s.params for s in plan.steps])
+    return dict(redact(doc, known=known))
 
 
 def _lag(
@@ -171,6 +176,7 @@ def _dur(seconds: float | None) -> str:
 
 
 def render_report(data: dict[str, Any], fmt: ReportFormat) -> str:
+    """The report in one of :data:`REPORT_FORMATS`, every string redacted."""
     data = redact(data)
     if fmt == "json":
         return json.dumps(data, indent=2, default=str) + "\n"

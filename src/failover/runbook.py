@@ -30,7 +30,9 @@ from failover.durations import Duration
 from failover.errors import Problem, RunbookError, ScenarioError
 from failover.providers import default_registry
 from failover.providers.base import Placement, Registry
+from failover.redact import register_secret, secret_values_in
 from failover.sandbox.spec import Sandbox
+from failover.secrets import parse_ref
 from failover.source import PathPart, parse_yaml
 from failover.templating import Lookup, TemplateError
 
@@ -252,7 +254,8 @@ def _site_ref(site_field: str) -> str | None:
 
 
 _REFERENCE_HELP = (
-    "expected ${to} or ${from}, or .aws.region, .gcp.project, .gcp.region, .vars.NAME after them"
+    "expected ${to} or ${from}, or .aws.region, .gcp.project, .gcp.region, .vars.NAME after them, "
+    "or a secret: ${secret:aws-ssm:/PATH}, ${secret:aws-sm:NAME#KEY}, ${env:NAME}"
 )
 
 
@@ -262,6 +265,8 @@ def site_lookup(sites: Mapping[str, Site], to: str, from_: str) -> Lookup:
 
 
 def _resolve_reference(sites: Mapping[str, Site], expr: str, *, to: str, from_: str) -> object:
+    if parse_ref(expr) is not None:  # a secret: checked here, resolved only at the call
+        return "${" + expr + "}"
     parts = expr.split(".")
     if parts[0] not in SITE_REFS:
         raise TemplateError(f"unknown reference ${{{expr}}}: {_REFERENCE_HELP}")
@@ -312,6 +317,8 @@ def parse_runbook(text: str, file: str = "<string>", registry: Registry | None =
     from failover.runbook_validation import _Validator  # here: it imports this module
 
     source = parse_yaml(text, file)
+    for value in secret_values_in(source.data):  # no output of this process shows them
+        register_secret(value)
     runbook = _Validator(source, registry or default_registry()).run()
     runbook._path = None if file.startswith("<") else file
     runbook._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()

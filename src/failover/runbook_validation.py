@@ -26,6 +26,7 @@ from failover.runbook import (
     site_lookup,
 )
 from failover.runbook_problems import _problems_from
+from failover.secrets import refs_in
 from failover.source import PathPart, Source, format_path
 from failover.templating import TemplateError, references, render, unresolved
 
@@ -155,6 +156,7 @@ class _Validator:
                         self.add((*path, "check"), self.registry.unknown_message("check", spec.check))
                     else:
                         self._check_params(header, path, spec.with_, check, pairs)
+                        self._check_secrets(header, path, spec.site, spec.with_)
                     cid = check_id(name, spec, getattr(service, kind)[:i])
                     if spec.id is not None and spec.id in step_ids:
                         self.add(
@@ -206,6 +208,7 @@ class _Validator:
                 self.add((*path, "action"), self.registry.unknown_message("action", step.action))
             else:
                 self._check_params(header, path, step.with_, action, pairs)
+                self._check_secrets(header, path, step.site, step.with_)
         order = nx.DiGraph()
         order.add_nodes_from(seen)
         for i, step in enumerate(service.steps):
@@ -254,6 +257,27 @@ class _Validator:
                 f"{item.name} runs in a site's {item.cloud} placement, but "
                 f"{', '.join(repr(s) for s in missing)} {'has' if len(missing) == 1 else 'have'} "
                 f"no {item.cloud}: section",
+            )
+
+    def _check_secrets(
+        self, header: _Header, path: tuple[PathPart, ...], site_field: str, params: dict[str, Any]
+    ) -> None:
+        """An AWS secret reference is read with the AWS credentials of the site that uses it."""
+        try:
+            aws = [ref for ref in refs_in(params) if ref.cloud == "aws"]
+        except TemplateError:  # malformed: _check_params says so
+            return
+        ref = _site_ref(site_field)
+        if not aws or (ref is None and site_field not in header.sites):
+            return
+        candidates = sorted(header.sites) if ref is not None else [site_field]
+        missing = [s for s in candidates if header.sites[s].aws is None]
+        if missing:
+            self.add(
+                (*path, "with"),
+                f"${{secret:{aws[0].kind}:...}} is read with the AWS credentials of the site it runs at, "
+                f"but {', '.join(repr(s) for s in missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no aws: section",
             )
 
     def _check_params(

@@ -10,10 +10,17 @@ import sys
 
 import click
 
-from failover.cli import planning, reading, running, state
+from failover.cli import approving, planning, reading, running, signing, state
 from failover.cli.app import main
 
-COMMANDS = (planning, reading, running, state)  # imported for the commands they add to ``main``
+COMMANDS = (
+    approving,
+    planning,
+    reading,
+    running,
+    signing,
+    state,
+)  # imported for the commands they add to ``main``
 
 
 def entry() -> None:

@@ -31,6 +31,7 @@ from failover.errors import (
 )
 from failover.metrics import MetricsError, check_writable
 from failover.plan import Plan
+from failover.redact import redact
 from failover.state import state_spec
 
 EXIT_BAD_INPUT = 2  # the engine's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3, 130, 143
@@ -39,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
+    click.echo(redact(message), err=True)
     sys.exit(code)
 
 
@@ -164,11 +165,17 @@ def who() -> str:
 
 
 def load_plan(path: Path) -> Plan:
+    return read_plan(path)[1]
+
+
+def read_plan(path: Path) -> tuple[bytes, Plan]:
+    """The plan file's bytes, read once, and the plan they hold (signatures are checked over
+    the very bytes that are run)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise click.BadParameter(f"cannot read plan {path}: {exc}") from None
     try:
-        return Plan.from_json(text, where=str(path))
+        return data, Plan.from_json(data, where=str(path))
     except PlanError as exc:
         raise RefusedError(str(exc)) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from failover.plan import Scenario
 from failover.planner import make_plan
 from failover.policy import gcp_role, iam_policy
 from failover.providers import default_registry
+from failover.redact import redact
 from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
 from failover.runbook import load_runbook, runbook_json_schema
 from failover.sandbox import Sandbox
@@ -44,6 +47,12 @@ def validate(runbook: Path) -> None:
     is_flag=True,
     help="Also read, in the runbook's sandbox, what each step would change (text and markdown).",
 )
+@click.option(
+    "--with-secrets",
+    is_flag=True,
+    help="JSON: write the secrets a runbook holds as values into the plan file (redacted otherwise, "
+    "and then not applicable); references are never resolved into plans.",
+)
 @output_opt
 @handle_errors
 def plan(
@@ -55,11 +64,15 @@ def plan(
     fmt: str,
     sandbox: bool,
     output: Path | None,
+    with_secrets: bool,
 ) -> None:
     """Print the dry-run plan of failing RUNBOOK over from one site to another. Changes nothing."""
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     result = make_plan(rb, scenario)
+    if fmt == "json":  # the plan file: when it was made, for apply --max-plan-age
+        made_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        result = replace(result, made_at=made_at)
     live = ""
     if sandbox:
         if fmt not in ("text", "markdown"):
@@ -71,12 +84,24 @@ def plan(
         Console().print(plan_rich(result))
         click.echo(live, nl=False)
         return
-    emit(render_plan(result, fmt) + live, output)  # type: ignore[arg-type]
+    shown = render_plan(result, fmt) + live  # type: ignore[arg-type]
+    if fmt == "json" and shown != result.to_json():
+        if with_secrets:
+            shown = result.to_json()
+        else:
+            click.echo(
+                "plan: the runbook writes secrets as values; they are redacted from this plan, so it "
+                "cannot be applied. Reference them instead (${secret:aws-ssm:/PATH}, "
+                "${secret:aws-sm:NAME#KEY}, ${env:NAME}), or write them into the plan file with "
+                "--with-secrets",
+                err=True,
+            )
+    emit(shown, output)
 
 
 def _live_section(seen: dict[str, Any], fmt: str) -> str:
     """What each step would change, as the sandbox has it now."""
-    rows = [(step, json.dumps(value, sort_keys=True)) for step, value in seen.items()]
+    rows = [(step, json.dumps(redact(value), sort_keys=True)) for step, value in seen.items()]
     if fmt == "markdown":
         lines = ["", "## Live reads (sandbox)", "", "| step | now |", "|---|---|"]
         lines += [f"| `{step}` | `{value}` |" for step, value in rows]

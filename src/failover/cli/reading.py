@@ -132,7 +132,8 @@ def _readiness_text(planned: Plan, results: list[Readiness], ready: bool) -> str
             mark, what = "skip", f"skipped: {r.skipped}"
         else:
             mark = "ok" if r.ok else ("warn" if r.best_effort else "FAIL")
-            what = r.message if r.ok else f"{r.message} (observed {json.dumps(redact(r.observed))})"
+            message = redact(r.message)
+            what = message if r.ok else f"{message} (observed {json.dumps(redact(r.observed))})"
         lines.append(f"  {mark:<4} {r.id} at {r.site}: {what}")
     failed = [r.id for r in results if r.blocking]
     lines.append("READY" if ready else f"NOT READY: {len(failed)} failed: {', '.join(failed)}")

@@ -24,10 +24,10 @@ from failover.cli.app import (
     F,
     emit,
     handle_errors,
-    load_plan,
     main,
     metrics_opt,
     metrics_target,
+    read_plan,
     runbook_arg,
     scenario_options,
     stacked,
@@ -35,7 +35,10 @@ from failover.cli.app import (
     state_opt,
     who,
 )
+from failover.cli.signing import signature_options, verified_signatures
 from failover.engine import Interrupt, Options, RunResult, execute, resume
+from failover.engine.remote import StoreApprover
+from failover.engine.start import new_run_id
 from failover.history import sandbox_root
 from failover.logs import configure as configure_logging
 from failover.metrics import run_metrics
@@ -49,6 +52,7 @@ from failover.sandbox import Sandbox, clock
 from failover.sandbox.clock import DEFAULT_SPEED
 from failover.state import open_store
 from failover.state.events import RESUMABLE
+from failover.state.sqlite import make_private_dirs
 from failover.state.store import StateStore
 from failover.terminal import TerminalApprover
 
@@ -100,8 +104,52 @@ def run_options(func: F) -> F:
             is_flag=True,
             help="Exit 1 when a best-effort check or step failed (the run still goes on past it).",
         ),
+        click.option(
+            "--allow-endpoint",
+            "allow_endpoint",
+            multiple=True,
+            metavar="HOST",
+            envvar="FAILOVER_ALLOW_ENDPOINTS",
+            help="A custom endpoint host the plan names that may receive credentials (repeatable; "
+            "loopback and the clouds' own hosts need none; env FAILOVER_ALLOW_ENDPOINTS, space-separated).",
+        ),
     ]
     return stacked(func, decorators)
+
+
+def approval_options(func: F) -> F:
+    """Approvals answered from elsewhere (apply and resume)."""
+    decorators = [
+        click.option(
+            "--wait-for-approvals",
+            is_flag=True,
+            help="Wait for each approval to be answered with `failover approve RUN STEP` (or deny) "
+            "from any terminal or machine that reaches the state; the exact command is printed.",
+        ),
+        click.option(
+            "--two-person",
+            is_flag=True,
+            envvar="FAILOVER_TWO_PERSON",
+            help="Whoever starts the run may not approve its steps: approvals come from another "
+            "identity (--wait-for-approvals) or the plan's signers (env FAILOVER_TWO_PERSON=1).",
+        ),
+    ]
+    return stacked(func, decorators)
+
+
+def _approvals(options: Options, store: StateStore, run_id: str, wait: bool, two_person: bool) -> Options:
+    """The run's options with out-of-band approvals and the two-person rule, as asked."""
+    if two_person and (options.auto_approve or options.approve_steps):
+        raise click.UsageError(
+            "--two-person: --auto-approve and --approve are approvals by whoever starts the run"
+        )
+    if two_person and not (wait or options.signers_approve):
+        raise click.UsageError("--two-person needs --wait-for-approvals or --signers-approve")
+    options = replace(options, two_person=two_person)
+    if not wait:
+        return options
+    say = partial(click.echo, err=True)
+    return replace(options, approver=StoreApprover(store, run_id, store.url, two_person, say=say))
 
 
 def _options(
@@ -114,6 +162,7 @@ def _options(
     sim_speed: float = 1.0,
     strict: bool = False,
     override_state: str | None = None,
+    allow_endpoint: tuple[str, ...] = (),
 ) -> Options:
     if skip_check and not reason:
         raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
@@ -127,6 +176,7 @@ def _options(
         sim_speed=sim_speed,
         strict=strict,
         state_override=override_state,
+        allowed_endpoints=frozenset(h.lower() for h in allow_endpoint),
     )
 
 
@@ -181,7 +231,8 @@ def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) ->
     options = replace(options, interrupt=interrupt)
     view = LiveProgress(plan) if sys.stderr.isatty() else None
     configure_logging(json_lines=view is None, level=logging.INFO if view is None else logging.WARNING)
-    if sys.stdin.isatty() and not options.auto_approve:  # made first: it writes to the terminal itself
+    if sys.stdin.isatty() and not options.auto_approve and options.approver is None:  # made first: it
+        # writes to the terminal itself
         approver = TerminalApprover(options.who, pause=view.pause if view is not None else None)
         interrupt.on_request(lambda sig: approver.cancel(f"interrupted by {sig}"))
         options = replace(options, approver=approver)
@@ -194,14 +245,29 @@ def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) ->
 @main.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.json")
 @run_options
+@signature_options
+@approval_options
 @metrics_opt
 @handle_errors
-def apply(plan_file: Path, state: str | None, fmt: str, metrics_file: Path | None, **kwargs: Any) -> None:
+def apply(
+    plan_file: Path,
+    state: str | None,
+    fmt: str,
+    metrics_file: Path | None,
+    wait_for_approvals: bool,
+    two_person: bool,
+    **kwargs: Any,
+) -> None:
     """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
     metrics = metrics_target(metrics_file)
-    planned = load_plan(plan_file)
+    data, planned = read_plan(plan_file)
+    verified, signers_approve = verified_signatures(plan_file, data, planned, kwargs)
     store = open_store(state_of(state, planned.runbook.state))
-    result = _run(planned, _options(**kwargs), lambda options: execute(planned, store, options))
+    signatures = tuple(v.record() for v in verified)
+    run_with = replace(_options(**kwargs), signatures=signatures, signers_approve=signers_approve)
+    run_id = new_run_id()
+    run_with = _approvals(run_with, store, run_id, wait_for_approvals, two_person)
+    result = _run(planned, run_with, lambda options: execute(planned, store, options, run_id=run_id))
     _print_result(result, fmt, store.url)
     if metrics is not None:
         write_metrics(run_metrics([_report(planned, store, result)]), metrics)
@@ -210,11 +276,11 @@ def apply(plan_file: Path, state: str | None, fmt: str, metrics_file: Path | Non
 
 def _fresh(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     found, n = path, 1
     while True:
         try:
-            found.mkdir()  # atomic: two drills cannot both get the same one
+            found.mkdir(mode=0o700)  # atomic: two drills cannot both get the same one
             return found
         except FileExistsError:
             n += 1
@@ -359,13 +425,16 @@ def _back_up(box: Sandbox | None, options: Options) -> Options:
 @main.command(name="resume")
 @click.argument("run_id")
 @run_options
+@approval_options
 @handle_errors
-def resume_cmd(run_id: str, state: str | None, fmt: str, **kwargs: Any) -> None:
+def resume_cmd(
+    run_id: str, state: str | None, fmt: str, wait_for_approvals: bool, two_person: bool, **kwargs: Any
+) -> None:
     """Continue RUN_ID after its process died, it halted or was interrupted; steps that were in
     flight or in doubt are verified before anything runs again."""
     given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
-    options = _options(**kwargs)
     store = open_store(state_of(state))
+    options = _approvals(_options(**kwargs), store, run_id, wait_for_approvals, two_person)
     policy = options.on_failure if given else None
     planned = store.run_plan(run_id)
     result = _run(planned, options, lambda opts: resume(run_id, store, opts, on_failure=policy))

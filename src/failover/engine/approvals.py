@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from failover.plan import PlannedStep
 
 TICK_S = 0.1
+LOGIN_HINT = "login name of the host's user: a hint, not verified (see clouds for who acted)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,15 @@ Approver = Callable[[PlannedStep, float], Approval]
 """Asked for an approval of a step, with the seconds it may take to answer."""
 
 
+def signers(signatures: Iterable[Mapping[str, object]]) -> str | None:
+    """Who signed, as an approval records it: each signer's principals and key fingerprint."""
+    names = [
+        f"{','.join(map(str, cast(list[object], s.get('principals') or [])))} ({s.get('fingerprint')})"
+        for s in signatures
+    ]
+    return f"signed by {'; '.join(names)}" if names else None
+
+
 def decide(
     step: PlannedStep,
     who: str,
@@ -38,9 +49,14 @@ def decide(
     approved: frozenset[str],
     approver: Approver | None,
     interrupted: Callable[[], str | None],
+    signed_by: str | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Approval:
-    """The answer to a step's approval request: from the flags, else from the approver within
-    the step's approval timeout; ``interrupted()`` names a signal that ends the wait (a denial)."""
+    """The answer to a step's approval request: from the plan's verified signers when the run's
+    policy lets them approve (``signed_by``), from the flags, else from the approver within the
+    step's approval timeout; ``interrupted()`` names a signal that ends the wait (a denial)."""
+    if signed_by:
+        return Approval(True, signed_by, "--signers-approve: the plan's verified signers")
     if auto:
         return Approval(True, who, "--auto-approve")
     if step.id in approved:
@@ -65,6 +81,8 @@ def decide(
         signal = interrupted()
         if signal is not None:
             return Approval(False, who, f"interrupted by {signal}")
+        if stopping():
+            return Approval(False, who, "called off: the run is stopping (another step failed or was denied)")
         if left <= 0:
             return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
         answered.wait(min(left, TICK_S))

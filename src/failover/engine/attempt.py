@@ -140,11 +140,11 @@ class StepRunner:
 
     def _action(self, step: PlannedStep, record: StepRecord, task: Task) -> Outcome:
         action = self.registry.action(step.action)
-        params = action.parse(step.params)
         task.applying = record.has_snapshot  # a resumed step whose change may have happened
         ctx = self._begin(step, record, task, action.cloud, "read")
         try:
             with active(ctx):
+                params = action.parse(self.contexts.live(ctx, step.params))  # secrets: now, in memory
                 if record.has_snapshot:  # its change may have happened (a crash, a timeout)
                     if action.verifiable and action.verify(ctx, params):
                         task.emit("step_succeeded", attempts=record.attempts, recovered=True)
@@ -229,8 +229,14 @@ class StepRunner:
     def _poll(self, step: PlannedStep, record: StepRecord, task: Task) -> Outcome:
         """A verify check: asked every ``interval`` until it passes or its timeout runs out."""
         check = self.registry.check(step.action)
-        params = check.parse(step.params)
         ctx = self._begin(step, record, task, check.cloud, "check")
+        try:
+            with active(ctx):
+                params = check.parse(self.contexts.live(ctx, step.params))
+        except (MutedError, StoppedError, LeaseLostError):
+            raise
+        except Exception as exc:  # a secret it needs cannot be read, or a parameter is wrong
+            return self._failed(task, step, f"{type(exc).__name__}: {exc}", record.attempts, False)
         interval = step.interval_s or 2.0
         asked, last = 0, "never answered"
         while True:

@@ -33,13 +33,16 @@ R = TypeVar("R")
 READ_TIMEOUT_S = 30.0  # a live read of plan --sandbox, at most
 
 
-def ask(registry: Registry, make: Callable[[str | None], Context], check: PlannedCheck) -> CheckResult:
-    """Run one check; a check that cannot answer (an error, a bad parameter) has not passed."""
+def ask(
+    registry: Registry, contexts: Contexts, make: Callable[[str | None], Context], check: PlannedCheck
+) -> CheckResult:
+    """Run one check; a check that cannot answer (an error, a bad parameter, a secret it needs
+    that cannot be read) has not passed."""
     try:
         impl = registry.check(check.check)
         ctx = make(impl.cloud)
         with active(ctx):
-            return impl.run(ctx, impl.parse(check.params))
+            return impl.run(ctx, impl.parse(contexts.live(ctx, check.params)))
     except LeaseLostError:  # not the check's answer: the run may not go on
         raise
     except Exception as exc:
@@ -71,7 +74,7 @@ def preflight(
         def make(cloud: str | None) -> Context:
             return contexts.make(keeper.run_id, check.id, check.site, cloud, deadline, keeper.check)
 
-        return ask(registry, make, check)
+        return ask(registry, contexts, make, check)
 
     def answered(check: PlannedCheck, seen: CheckResult | None) -> None:
         seen = seen or timed_out(check)
@@ -179,7 +182,10 @@ def readiness(
 
     def one(check: PlannedCheck, deadline: float) -> CheckResult:
         return ask(
-            registry, lambda cloud: contexts.make("check", check.id, check.site, cloud, deadline), check
+            registry,
+            contexts,
+            lambda cloud: contexts.make("check", check.id, check.site, cloud, deadline),
+            check,
         )
 
     def answered(check: PlannedCheck, seen: CheckResult | None) -> None:
@@ -209,7 +215,7 @@ def live_reads(
             action = registry.action(step.action)
             ctx = contexts.make("plan", step.id, step.site, action.cloud, deadline)
             with active(ctx):
-                return (action.read(ctx, action.parse(step.params)),)
+                return (action.read(ctx, action.parse(contexts.live(ctx, step.params))),)
         except Exception as exc:  # a read that cannot answer is shown, not raised
             return (f"cannot read: {type(exc).__name__}: {exc}",)
 

@@ -10,6 +10,7 @@ from pydantic import JsonValue
 from failover.engine.options import Options
 from failover.plan import Plan
 from failover.providers.base import ClientCache, Context, Permission, Placement
+from failover.secrets import refs_in, resolved
 
 
 def _unguarded() -> None:
@@ -57,6 +58,20 @@ class Contexts:
             deadline=deadline,
             guard=guard or _unguarded,
         )
+
+    def live(self, ctx: Context, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """``params`` with their secret references resolved now, in memory only (AWS ones with
+        the AWS credentials and region of ``ctx``'s site, within its deadline)."""
+        if not refs_in(params):
+            return params
+
+        def aws() -> Context:
+            if ctx.placement.cloud == "aws":
+                return ctx
+            return self.make(ctx.run_id, ctx.step_id, ctx.placement.site, "aws", ctx.deadline, ctx.guard)
+
+        found: dict[str, JsonValue] = resolved(params, aws)
+        return found
 
     def settings(self, site: str, cloud: str | None) -> dict[str, JsonValue]:
         """The site's placement for ``cloud``, from the plan's own description of its sites, with

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from failover.engine.approvals import decide
+from failover.engine.approvals import LOGIN_HINT, decide, signers
 from failover.engine.attempt import Outcome, StepRunner, timed_out
 from failover.engine.interrupt import Interrupt
 from failover.engine.options import Options
@@ -200,9 +200,19 @@ class Forward:
                 approved=opts.approve_steps,
                 approver=opts.approver,
                 interrupted=lambda: self.interrupt.signal if self.interrupt.requested else None,
+                signed_by=signers(opts.signatures) if opts.signers_approve else None,
+                stopping=lambda: bool(self.failure) or self.recorder.failure is not None,
             )
             kind = "approval_granted" if answer.granted else "approval_denied"
-            self.recorder.emit(kind, step.id, by=answer.by, reason=answer.reason, **self.recorder.identity)
+            signed = opts.signers_approve and answer.granted and answer.by.startswith("signed by")
+            self.recorder.emit(
+                kind,
+                step.id,
+                by=answer.by,
+                by_is="the plan's verified signers" if signed else LOGIN_HINT,
+                reason=answer.reason,
+                **self.recorder.identity,
+            )
         except StoppedError:
             return False
         return answer.granted

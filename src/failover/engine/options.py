@@ -73,6 +73,15 @@ class Options:
     interrupt: Interrupt | None = None  # requests to stop (the command line feeds it signals)
     state_override: str | None = None
     """Why this run keeps its state elsewhere than its runbook's ``state:`` says (journaled)."""
+    allowed_endpoints: frozenset[str] = frozenset()
+    """Hosts of custom endpoints the plan names that this run may call (see ``endpoints``)."""
+    signatures: tuple[Mapping[str, JsonValue], ...] = ()
+    """Who signed the plan, as verified before the run (journaled): key, fingerprint, principals."""
+    signers_approve: bool = False
+    """The plan's signers count as approvers of its pivots and approval steps."""
+    two_person: bool = False
+    """Whoever started the run may not approve its steps (journaled; ``failover approve`` and
+    the run both hold to it)."""
 
     def journaled(self) -> dict[str, object]:
         """The options worth recording in run_started (and reused on resume)."""
@@ -87,4 +96,8 @@ class Options:
             **({"sandbox": self.sandbox} if self.sandbox else {}),
             **({"sandbox_speed": self.sandbox_speed} if self.sandbox_speed else {}),
             **({"state_override": self.state_override} if self.state_override else {}),
+            **({"allowed_endpoints": sorted(self.allowed_endpoints)} if self.allowed_endpoints else {}),
+            **({"signatures": [dict(s) for s in self.signatures]} if self.signatures else {}),
+            **({"signers_approve": True} if self.signers_approve else {}),
+            **({"two_person": True} if self.two_person else {}),
         }

@@ -141,9 +141,9 @@ class Rollback:
 
     def _compensate(self, step: PlannedStep, rec: StepRecord, task: Task, deadline: float) -> None:
         action = self.registry.action(step.action)
-        params = action.parse(step.params)
         ctx = self.contexts.make(self.run_id, step.id, step.site, action.cloud, deadline, self.guard(task))
         with active(ctx):
+            params = action.parse(self.contexts.live(ctx, step.params))
             if rec.state != "succeeded":  # did its change happen, or was it undone before a crash?
                 if action.verifiable and action.read(ctx, params) == rec.before:
                     if rec.state == "compensating":

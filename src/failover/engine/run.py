@@ -17,6 +17,7 @@ from failover.engine.attempt import StepRunner
 from failover.engine.checks import preflight
 from failover.engine.contexts import Contexts
 from failover.engine.forward import Forward, done
+from failover.engine.identity import cloud_callers
 from failover.engine.interrupt import Interrupt
 from failover.engine.lease import LeaseKeeper
 from failover.engine.options import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Options, RunResult
@@ -25,6 +26,7 @@ from failover.engine.rollback import Ending, Rollback, pivots_begun
 from failover.errors import JournalWriteError, LeaseLostError
 from failover.plan import Plan
 from failover.providers.base import Registry
+from failover.redact import register_secret, secret_values_in
 from failover.state.events import RunState
 from failover.state.store import Lease, StateStore
 
@@ -51,6 +53,9 @@ class Run:
         registry: Registry,
     ) -> None:
         self.plan = plan
+        literal = [c.params for c in plan.preflight] + [s.params for s in plan.steps]
+        for value in secret_values_in(literal):  # a plan file's literal secrets: never shown
+            register_secret(value)
         self.journal = journal
         self.options = options
         self.registry = registry
@@ -82,6 +87,9 @@ class Run:
                 self.log.warning("lease_not_released", error=str(exc))
 
     def _run(self, resumed: RunState | None, rollback: bool) -> RunResult:
+        clouds = cloud_callers(self.plan, self.registry, self.contexts, self.run_id, self.options.clock())
+        if clouds:
+            self.recorder.identity["clouds"] = clouds
         if resumed is None:
             self.recorder.emit(
                 "run_started",

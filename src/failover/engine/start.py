@@ -15,7 +15,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
+from pydantic import JsonValue
+
+from failover.endpoints import refused
 from failover.engine.options import OnFailure, Options, RunResult
 from failover.engine.rollback import refusal, resources
 from failover.engine.run import Run, running_here
@@ -39,13 +43,14 @@ def execute(
     """Run ``plan``; refuse (raise RefusedError) if it was already applied, its runbook changed since,
     or another run holds an overlapping lock."""
     options = options or Options()
+    _refuse_endpoints(plan, options)
     journal = open_store(where)
     _refuse_elsewhere(plan, journal, options)
     _refuse_stale(plan, journal)
     unknown = sorted(set(options.skip_checks) - {c.id for c in plan.preflight})
     if unknown:
         raise PlanError(f"--skip-check: no preflight check {unknown[0]!r} in this plan")
-    run_id = run_id or _new_run_id()
+    run_id = run_id or new_run_id()
     lease = journal.acquire(run_id, resources(plan), options.lease_ttl)
     try:
         journal.create_run(run_id, plan)
@@ -55,6 +60,19 @@ def execute(
         raise
     run = Run(plan, journal, lease, options, registry or default_registry())
     return run.start()
+
+
+def _refuse_endpoints(plan: Plan, options: Options) -> None:
+    """No credentials to a host the plan names unless it is loopback, the cloud's own, or
+    allowed by whoever runs it."""
+    bad = refused(plan, options.allowed_endpoints)
+    if bad:
+        named = "; ".join(f"{e.where} = {e.url}" for e in bad)
+        hosts = " ".join(f"--allow-endpoint {h}" for h in sorted({e.host for e in bad if e.host}))
+        raise RefusedError(
+            f"the plan sends credentials to endpoints that are not the clouds' own: {named}. "
+            f"Check them; if they are yours, run again with {hosts or '--allow-endpoint HOST'}"
+        )
 
 
 def resume(
@@ -76,6 +94,7 @@ def resume(
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     _refuse_outside_sandbox(run_id, state, options)
+    _refuse_endpoints(plan, options or Options())
     if rollback or state.rollback_started:  # a resumed rollback is a rollback too
         _refuse_rollback(journal, run_id, plan, state)
     if state.finished and state.status not in RESUMABLE and not (rollback and state.status == "succeeded"):
@@ -140,10 +159,25 @@ def _with_recorded(given: Options | None, recorded: Mapping[str, object]) -> Opt
             **base.skip_checks,
         },
         strict=base.strict or bool(recorded.get("strict")),
+        two_person=base.two_person or bool(recorded.get("two_person")),
+        signatures=base.signatures or _records(recorded.get("signatures")),
+        signers_approve=base.signers_approve or bool(recorded.get("signers_approve")),
+        allowed_endpoints=base.allowed_endpoints
+        | frozenset(str(h) for h in cast(list[object], recorded.get("allowed_endpoints") or [])),
     )
 
 
-def _new_run_id() -> str:
+def _records(found: object) -> tuple[Mapping[str, JsonValue], ...]:
+    """The signatures a run recorded when it started (they were verified then)."""
+    return (
+        tuple(cast(Mapping[str, JsonValue], s) for s in found if isinstance(s, dict))
+        if isinstance(found, list)
+        else ()
+    )
+
+
+def new_run_id() -> str:
+    """A new run's id: its UTC start, to the second, and 8 random hex digits."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 

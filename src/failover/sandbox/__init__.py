@@ -4,6 +4,7 @@ the faults a drill rehearses (``sandbox/faults.py``)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from types import TracebackType
@@ -21,6 +22,21 @@ if TYPE_CHECKING:
 
 
 _ACTIVE: str | None = None  # the runbook whose sandbox runs in this process
+
+INSTALL_HINT = "pip install 'failover[sandbox]'"
+"""How to install what the AWS sandbox needs (moto's server), which failover itself does not."""
+
+
+def require_moto() -> None:
+    """Raise SandboxError, saying how to install it, unless moto's server can be imported: the AWS
+    sandbox's only dependencies outside failover's own (the ``sandbox`` extra)."""
+    try:
+        importlib.import_module("moto.moto_server.werkzeug_app")
+        importlib.import_module("werkzeug.serving")
+    except ImportError as exc:
+        raise SandboxError(
+            f"the AWS sandbox needs moto's server, which is not installed ({exc}): {INSTALL_HINT}"
+        ) from None
 
 
 class Sandbox:
@@ -78,6 +94,7 @@ class Sandbox:
         return self
 
     def _start_aws(self) -> None:
+        require_moto()
         from failover.sandbox.aws import Builder, MotoSandbox
 
         assert self.runbook.sandbox is not None and self.runbook.sandbox.aws is not None
@@ -226,4 +243,4 @@ class Sandbox:
         return "end state differs from the start: " + "; ".join(changed)
 
 
-__all__ = ["Sandbox", "SandboxError"]
+__all__ = ["INSTALL_HINT", "Sandbox", "SandboxError", "require_moto"]

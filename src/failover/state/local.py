@@ -5,6 +5,9 @@ and after each side effect. An event is only written while the run's lease is he
 writer's fencing token, so a run whose lease expired (and was taken over) cannot write any more.
 One host, one clock: a lease expires on this host's wall clock, and a holder is known dead when
 its pid is gone. The contract is in ``state/store.py``.
+
+What the store writes is its owner's only: the directories it creates 0700, the journal (with
+SQLite's files beside it) and the plans 0600.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from failover.errors import JournalError, JournalWriteError, LeaseHeldError, Lea
 from failover.plan import Plan
 from failover.state import chain
 from failover.state.events import Event
-from failover.state.sqlite import Store
+from failover.state.sqlite import PRIVATE_DIR, PRIVATE_FILE, Store, tighten
 from failover.state.store import (
     SCHEMA_VERSION,
     ChainHead,
@@ -147,11 +150,13 @@ class DirectoryStore:
         plans = self.state_dir / "plans"
         path = plans / f"{plan.fingerprint}.json"
         with self._writing(f"the plan {path}"):
-            plans.mkdir(mode=0o700, exist_ok=True)
-            if not path.exists():
+            plans.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            if path.exists():
+                tighten(path)  # a copy kept by an earlier version, readable by others
+            else:
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
                     with os.fdopen(fd, "w", encoding="utf-8") as out:
                         out.write(plan.to_json())
                         out.flush()

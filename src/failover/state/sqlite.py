@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,49 @@ Key = tuple[str, int, str]
 
 MAX_OPEN = 32
 MAX_IDLE_READERS = 256
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database, of the same mode
+
+
+def make_private_dirs(path: str | os.PathLike[str]) -> None:
+    """Create the directory ``path`` and its missing parents, each for its owner only (0700).
+    Directories that exist keep their modes: neither loosened nor taken from who shares them."""
+    missing: list[str] = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE_DIR)  # the umask can only take more away
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise  # a file where the directory should be: say so
+            # another process made it at the same moment
+
+
+def tighten(path: str | os.PathLike[str]) -> None:
+    """Take the group's and others' permissions away from a file failover writes (0644 -> 0600);
+    a missing file, one of another user or one on a read-only file system is left as it is."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+    except OSError:
+        pass
+
+
+def _create_private(path: str) -> None:
+    """The database file, created empty for its owner only (0600) if it is not there, so that
+    SQLite's files beside it, which take its mode, are private too; an existing one is tightened."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        tighten(path)
 
 
 @dataclass
@@ -40,6 +85,25 @@ class _Write(Generic[T]):
     done: bool = False
     result: T | None = None
     error: BaseException | None = None
+
+
+def _opened(path: str, synchronous: str, schema: str) -> sqlite3.Connection:
+    """The writing connection, in WAL mode with the schema. Processes that create the same new
+    database at once can find it locked while one of them switches it to WAL, which SQLite
+    answers at once rather than through the busy timeout: that is waited out here (10 s)."""
+    until = time.monotonic() + 10.0
+    while True:
+        conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.executescript(schema)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or time.monotonic() > until:
+                raise
+            time.sleep(0.05)
 
 
 @dataclass
@@ -74,6 +138,9 @@ def _evict_idle() -> None:
 class Store:
     """Reads and group-committed writes on one SQLite file; the schema is created on first use.
 
+    The directories it creates are its owner's only (0700), and so are the database and SQLite's
+    files beside it (0600): a store opened for writing tightens those files if they are looser.
+
     A read-only store (``read_only=True``) never writes, creates or migrates anything: it reads a
     file that must exist, on a read-only file system too (an auditor's copy).
     """
@@ -100,11 +167,11 @@ class Store:
         with _GUARD:
             writer = _WRITERS.get(key)
             if writer is None:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self.synchronous}")
-                conn.executescript(self.schema)
+                make_private_dirs(os.path.dirname(self.path))
+                _create_private(self.path)
+                conn = _opened(self.path, self.synchronous, self.schema)
+                for suffix in SIDE_FILES:  # left by an earlier process with looser modes
+                    tighten(self.path + suffix)
                 _evict_idle()
                 writer = _WRITERS[key] = _Writer(conn)
             return writer

@@ -1,0 +1,124 @@
+"""Approvals out of band: a run waits for ``failover approve RUN STEP`` (or ``deny``) typed on
+another terminal or machine, through the state store both see.
+
+The answer is a named record (``approval/RUN/STEP``), written once: the first answer stands.
+It says who answered as the clouds know them (the caller identity of their credentials) beside
+their login name, which is only a hint. With the two-person rule, the person or job that started
+the run cannot answer its approvals: same cloud identity, or (where no cloud says) same login.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from failover.engine.approvals import LOGIN_HINT, Approval
+from failover.errors import RefusedError
+from failover.plan import PlannedStep
+from failover.state.store import StateStore
+
+POLL_S = 1.0
+
+
+def record_name(run_id: str, step: str) -> str:
+    return f"approval/{run_id}/{step}"
+
+
+def same_person(first: Mapping[str, object], second: Mapping[str, object]) -> str | None:
+    """Why two identities (``by`` and ``clouds``, as journaled) are the same person, or None."""
+    clouds_a, clouds_b = first.get("clouds") or {}, second.get("clouds") or {}
+    assert isinstance(clouds_a, Mapping) and isinstance(clouds_b, Mapping)
+    known = [c for c in clouds_a if c in clouds_b and not str(clouds_a[c]).startswith("unknown")]
+    for cloud in known:
+        if clouds_a[cloud] == clouds_b[cloud]:
+            return f"both act as {clouds_a[cloud]} in {cloud}"
+    if not known and first.get("by") == second.get("by"):
+        return f"both are {first.get('by')} (no cloud identity to tell them apart)"
+    return None
+
+
+@dataclass
+class StoreApprover:
+    """An approver that waits for an answer in the state store; ``say`` tells the operator (a
+    pipeline's log) the exact command to type."""
+
+    store: StateStore
+    run_id: str
+    state: str  # the --state that reaches the store, for the command it prints
+    two_person: bool = False
+    say: Callable[[str], None] = print
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def __call__(self, step: PlannedStep, timeout: float) -> Approval:
+        where = f" --state {self.state}"
+        self.say(
+            f"waiting for approval of {step.id} ({'pivot, ' if step.pivot else ''}{step.description}): "
+            f"failover approve {self.run_id} {step.id}{where} --reason TEXT "
+            f"(or failover deny {self.run_id} {step.id}{where})"
+        )
+        until = self.clock() + timeout
+        while self.clock() < until:
+            found = self.store.get_record(record_name(self.run_id, step.id))
+            if found is not None:
+                value = found.value
+                why = same_person(starter(self.store, self.run_id), value) if self.two_person else None
+                if why is not None:
+                    return Approval(False, str(value.get("by")), f"two-person rule: {why}")
+                return Approval(bool(value.get("granted")), _who(value), str(value.get("reason") or ""))
+            self.sleep(POLL_S)
+        return Approval(False, "timeout", f"no answer within {timeout:g}s")
+
+
+def starter(store: StateStore, run_id: str) -> Mapping[str, object]:
+    """Who started the run, as its journal says (login name and cloud identities)."""
+    first = next((e for e in store.events(run_id) if e.kind == "run_started"), None)
+    return first.data if first is not None else {}
+
+
+def _who(value: Mapping[str, object]) -> str:
+    clouds = value.get("clouds") or {}
+    seen = ", ".join(f"{c} {v}" for c, v in sorted(clouds.items())) if isinstance(clouds, Mapping) else ""
+    return f"{value.get('by')}" + (f" ({seen})" if seen else "")
+
+
+def answer(
+    store: StateStore,
+    run_id: str,
+    step: str,
+    *,
+    granted: bool,
+    by: str,
+    clouds: Mapping[str, str],
+    reason: str,
+    starter: Mapping[str, object],
+    two_person: bool,
+) -> None:
+    """Record an answer to a step's approval request; RefusedError when the step is not
+    waiting for one, it was answered already, or the two-person rule forbids this answerer."""
+    mine = {"by": by, "clouds": dict(clouds)}
+    if two_person:
+        why = same_person(starter, mine)
+        if why is not None:
+            raise RefusedError(
+                f"run {run_id} has the two-person rule: whoever started it cannot answer its "
+                f"approvals ({why})"
+            )
+    value = {
+        "granted": granted,
+        "by": by,
+        "by_is": LOGIN_HINT,
+        "clouds": dict(clouds),
+        "reason": reason,
+        "at": time.time(),
+    }
+    try:
+        store.put_record(record_name(run_id, step), value)
+    except RefusedError:
+        seen = store.get_record(record_name(run_id, step))
+        said = "approved" if seen is not None and seen.value.get("granted") else "denied"
+        who = seen.value.get("by") if seen is not None else "someone"
+        raise RefusedError(
+            f"{step} of run {run_id} was {said} already, by {who}: the first answer stands"
+        ) from None
