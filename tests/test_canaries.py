@@ -162,7 +162,8 @@ SOURCE_LOGIN = {
     "password": canary("error:check.password", "checkpw1f8e3b"),
 }
 # botocore's errors quote the endpoint URL, with its credentials (the site's endpoint refuses)
-ENDPOINT = f"http://ops:{canary('error:botocore-endpoint', 'botopw7e1c5a')}@127.0.0.1:REFUSED_PORT/"
+# userinfo in an endpoint is refused before any call; a token in its query reaches botocore's errors
+ENDPOINT = f"http://127.0.0.1:REFUSED_PORT/?access_token={canary('error:botocore-endpoint', 'botopw7e1c5a')}"
 RESULTS = {
     "api_token": canary("result:api_token", "resulttok6a0d2c"),
     "header": f"Authorization: Bearer {canary('result:bearer', 'resultbearer8e4f1a9b')}",

@@ -84,3 +84,39 @@ def test_two_person_refuses_approvals_by_flag(tmp_path: Path) -> None:
         result.exit_code == 2
         and "--auto-approve and --approve are approvals by whoever starts" in result.output
     )
+
+
+def test_who_is_the_same_person_under_the_two_person_rule() -> None:
+    from failover.engine.remote import same_person
+
+    alice = {"by": "alice@a", "clouds": {"aws": "arn:aws:sts::1:assumed-role/Ops/alice"}}
+    bob = {"by": "bob@b", "clouds": {"aws": "arn:aws:sts::1:assumed-role/Ops/bob"}}
+    unknown = {"by": "bob@b", "clouds": {"aws": "unknown (NoCredentialsError: ...)"}}
+    assert same_person(alice, bob) is None
+    assert same_person(alice, {**bob, "by": "alice@a"}) is None  # the clouds tell them apart
+    assert "both act as" in str(same_person(alice, {**alice, "by": "bob@b"}))  # whatever USER says
+    assert "shows no aws identity" in str(same_person(alice, unknown))  # cannot show who: refused
+    assert "no cloud identity" in str(same_person({"by": "x@h"}, {"by": "x@h"}))
+    assert same_person({"by": "x@h"}, {"by": "y@h"}) is None
+
+
+def test_the_two_person_rule_holds_on_resume_and_in_the_library(tmp_path: Path) -> None:
+    import pytest
+
+    from failover.engine import Options, execute, resume
+    from failover.errors import RefusedError
+    from tests.executor_helpers import plan_from
+
+    plan = plan_from(APPROVALS)
+    with pytest.raises(RefusedError, match="two-person rule"):
+        execute(plan, tmp_path, Options(two_person=True, auto_approve=True))
+    state = tmp_path / "state"
+    child = apply(
+        write_plan(tmp_path, APPROVALS), state, "--wait-for-approvals", "--two-person", "--on-failure", "halt"
+    )
+    run_id = wait_for(state, waiting("lb.open"))[0].run_id
+    assert answer("deny", run_id, "lb.open", state, user="second-operator").exit_code == 0
+    child.communicate(timeout=60)
+    assert replayed(state).status == "halted"  # resumable
+    with pytest.raises(RefusedError, match="two-person rule"):
+        resume(run_id, state, Options(auto_approve=True))

@@ -152,3 +152,19 @@ def test_a_plan_of_literal_secrets_is_redacted_and_not_applicable_unless_asked(t
     plan.unlink()
     assert CliRunner().invoke(main, [*args, "--with-secrets"]).exit_code == 0
     assert "hunter2-literal-pw" in plan.read_text()  # asked for: the plan file carries what runs
+
+
+def test_a_service_named_like_a_secret_is_a_name_not_a_secret() -> None:
+    text = (
+        SITES
+        + """
+services:
+  auth:
+    description: the login service
+    steps:
+      - {id: move, action: sim.step, site: "${to}", with: {target: auth-service}}
+"""
+    )
+    plan = make_plan(parse_runbook(text, "r.yaml"), from_="east", to="west")
+    shown = render_plan(plan, "markdown")
+    assert "Move auth-service to west" in shown and "[redacted]" not in shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,3 +255,63 @@ def test_every_rendering_of_a_plan_with_a_custom_endpoint_says_so_first(plan: Pa
         shown = render_plan(doc, fmt, width=300)  # type: ignore[arg-type]
         first = shown.lstrip().splitlines()[:2]
         assert any("CUSTOM ENDPOINTS" in line and "collector.example.net" in line for line in first), fmt
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.2:8765\\@127.0.0.1:9",  # urllib3 connects to 192.0.2.2, urlsplit says 127.0.0.1
+        "http://127.0.0.1@collector.example.net",
+        "http://127.0.0.1.collector.example.net",
+        "https://${env:X}@127.0.0.1/",
+    ],
+)
+def test_an_endpoint_url_parsers_read_differently_is_never_honoured(
+    plan: Path, tmp_path: Path, url: str
+) -> None:
+    with_endpoint(plan, url)
+    result = apply(plan, tmp_path, "--auto-approve", "--allow-endpoint", "127.0.0.1")
+    assert result.exit_code == 3, result.output
+    assert runs(tmp_path) == []
+
+
+def test_a_signature_file_that_is_not_a_small_regular_file_is_not_read(plan: Path, tmp_path: Path) -> None:
+    alice = keygen(tmp_path, "alice")
+    signers = allowed(tmp_path, ("alice@example.com", alice))
+    os.mkfifo(f"{plan}.fifo.sig")  # would block a plain open() forever
+    Path(f"{plan}.zero.sig").symlink_to("/dev/zero")  # would fill memory
+    result = apply(
+        plan, tmp_path, "--allowed-signers", str(signers), "--require-signatures", "1", "--auto-approve"
+    )
+    assert result.exit_code == 3, result.output
+    assert "plan.json.fifo.sig: not a regular file" in result.output
+    assert "plan.json.zero.sig: not a regular file" in result.output
+    assert cli("sign", str(plan), "--key", str(alice)).exit_code == 0
+    result = apply(
+        plan, tmp_path, "--allowed-signers", str(signers), "--require-signatures", "1", "--auto-approve"
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_a_plan_made_in_the_future_has_no_age_to_trust(plan: Path, tmp_path: Path) -> None:
+    doc = Plan.from_json(plan.read_bytes())
+    plan.write_text(dataclasses.replace(doc, made_at="2999-01-01T00:00:00Z").to_json())
+    result = apply(plan, tmp_path, "--max-plan-age", "1h", "--auto-approve")
+    assert result.exit_code == 3 and "in the future" in result.output
+    naive = datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+    plan.write_text(dataclasses.replace(doc, made_at=naive).to_json())
+    assert apply(plan, tmp_path, "--max-plan-age", "1h", "--auto-approve").exit_code == 0
+
+
+def test_with_signatures_required_nothing_unsigned_runs_against_real_clouds(
+    plan: Path, tmp_path: Path
+) -> None:
+    runbook = tmp_path / "r.yaml"
+    env = {"FAILOVER_REQUIRE_SIGNATURES": "1"}
+    drilled = cli("drill", str(runbook), "--from", "east", "--to", "west", "--auto-approve", env=env)
+    assert (
+        drilled.exit_code == 3 and "a drill against real clouds has 0 verified signature(s)" in drilled.output
+    )
+    assert apply(plan, tmp_path, "--auto-approve", "--on-failure", "halt").exit_code == 0
+    resumed = cli("resume", runs(tmp_path)[0], "--state", str(tmp_path / "state"), env=env)
+    assert resumed.exit_code == 3 and "0 verified signature(s)" in resumed.output

@@ -18,11 +18,17 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import JsonValue
+from urllib3.util import parse_url
 
 from failover.plan import Plan
 
 _ARC_HOST = re.compile(r"[a-z0-9-]+\.route53-recovery-cluster\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 _SITE_KEYS = {"aws": ("endpoint_url",), "gcp": ("endpoint",)}
+
+
+_UNSAFE = re.compile(
+    r"[\\@\s\x00-\x1f\x7f]|\$\{"
+)  # parsed differently by different parsers, or filled in later
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,19 @@ class Endpoint:
 
     @property
     def host(self) -> str:
-        return (urlsplit(self.url).hostname or "").lower()
+        """The host a client would connect to; empty when the URL is one that URL parsers read
+        differently (a backslash, userinfo, whitespace, control characters, a reference filled
+        in later): such an endpoint is never honoured."""
+        if _UNSAFE.search(self.url):
+            return ""
+        url = self.url if "//" in self.url else f"//{self.url}"  # a bare host (GCP's endpoint)
+        ours = (urlsplit(url).hostname or "").lower().rstrip(".")
+        theirs = (parse_url(url).host or "").lower().strip("[]").rstrip(".")
+        return ours if ours == theirs else ""
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme if "//" in self.url else ""
 
 
 def endpoints(plan: Plan) -> list[Endpoint]:
@@ -81,7 +99,7 @@ def honoured(endpoint: Endpoint, allowed: Iterable[str]) -> bool:
         return False
     if is_loopback(host):
         return True
-    if urlsplit(endpoint.url).scheme == "https" and _ARC_HOST.fullmatch(host):
+    if endpoint.scheme == "https" and _ARC_HOST.fullmatch(host):
         return True
     return host in {h.lower() for h in allowed}
 
@@ -94,6 +112,4 @@ def refused(plan: Plan, allowed: Iterable[str]) -> list[Endpoint]:
 
 def custom(plan: Plan) -> list[Endpoint]:
     """The endpoints of a plan that are not the clouds' own: what a reviewer must see first."""
-    return [
-        e for e in endpoints(plan) if not (urlsplit(e.url).scheme == "https" and _ARC_HOST.fullmatch(e.host))
-    ]
+    return [e for e in endpoints(plan) if not (e.scheme == "https" and _ARC_HOST.fullmatch(e.host))]

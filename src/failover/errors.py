@@ -7,6 +7,7 @@ catch one class. The tree::
     +-- RunbookError            a runbook file is unreadable or invalid (lists every problem)
     +-- ScenarioError           a scenario does not fit the runbook (unknown site, from == to, ...)
     +-- PlanError               a plan file is malformed, inconsistent or tampered with
+    |   +-- PlanTamperedError   ... tampered with (changed since it was made, or not canonical)
     +-- RegistryError           an action or check name is unknown or registered twice
     +-- RefusedError                 a run was refused for safety (stale or tampered plan, already applied)
     |   +-- LeaseHeldError           another run holds the lock on an overlapping scope
@@ -59,6 +60,11 @@ class ScenarioError(FailoverError):
 
 class PlanError(FailoverError):
     """A plan document is malformed, internally inconsistent, or does not match its fingerprint."""
+
+
+class PlanTamperedError(PlanError):
+    """A well-formed plan whose bytes are not what was made: its fingerprint does not match, it
+    is not in canonical form, or its secrets were redacted for review."""
 
 
 class RegistryError(FailoverError):

@@ -30,15 +30,16 @@ class MetricsError(FailoverError):
     """The metrics file cannot be written where it was asked for."""
 
 
-def check_writable(path: Path) -> None:
-    """Fail before anything runs when the metrics file could not be written afterwards."""
+def check_writable(path: Path, option: str = "--metrics-file") -> None:
+    """Fail before anything runs when an output file (of ``option``) could not be written
+    afterwards."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise MetricsError(f"--metrics-file {path}: directory {folder} does not exist")
+        raise MetricsError(f"{option} {path}: directory {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise MetricsError(f"--metrics-file {path}: directory {folder} is not writable")
+        raise MetricsError(f"{option} {path}: directory {folder} is not writable")
     if path.is_dir():
-        raise MetricsError(f"--metrics-file {path}: is a directory, expected a file name")
+        raise MetricsError(f"{option} {path}: is a directory, expected a file name")
 
 
 def _scenario(runbook: str, scenario: Mapping[str, Any]) -> tuple[str, str, str, str]:

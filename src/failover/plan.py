@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
-from failover.errors import PlanError
+from failover.errors import PlanError, PlanTamperedError
 from failover.redact import REDACTED
 
 PLAN_VERSION: Literal[1] = 1
@@ -205,10 +205,18 @@ class Plan:
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str = "plan") -> Plan:
         """Read a plan file back: valid JSON, valid schema, consistent DAG, matching fingerprint."""
+        if len(text) > MAX_PLAN_BYTES:
+            raise PlanError(
+                f"{where}: not a plan: {len(text):,} bytes, more than the {MAX_PLAN_BYTES:,} a plan may have"
+            )
         try:
             doc = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PlanError(f"{where}: not a plan: invalid JSON ({exc})") from None
+        except RecursionError:
+            raise PlanError(f"{where}: not a plan: nested too deeply") from None
+        if _depth(doc) > MAX_PLAN_DEPTH:
+            raise PlanError(f"{where}: not a plan: nested more than {MAX_PLAN_DEPTH} levels deep")
         if not isinstance(doc, dict):
             raise PlanError(f"{where}: not a plan: expected a JSON object, found {type(doc).__name__}")
         if doc.get("version") != PLAN_VERSION:
@@ -232,19 +240,19 @@ class Plan:
             raise PlanError(f"{where}: invalid plan: {problem}")
         actual = fingerprint_of(doc)
         if actual != claimed and REDACTED in canonical_json(doc):
-            raise PlanError(
+            raise PlanTamperedError(
                 f"{where}: this plan was written with its secrets redacted, for review: it cannot be "
                 "applied. Reference the secrets in the runbook (${secret:...}, ${env:...}), or make "
                 "the plan file with `failover plan --format json --with-secrets`"
             )
         if actual != claimed:
-            raise PlanError(
+            raise PlanTamperedError(
                 f"{where}: fingerprint mismatch: the file says {claimed[:12]}... but its content "
                 f"hashes to {actual[:12]}...: the plan was changed after it was made"
             )
         given = text.encode("utf-8") if isinstance(text, str) else text
         if given != plan.to_json().encode("utf-8"):
-            raise PlanError(
+            raise PlanTamperedError(
                 f"{where}: not in canonical form: plan files are applied (and signed) exactly as "
                 "`failover plan --format json` writes them; make it again with that command"
             )
@@ -252,6 +260,21 @@ class Plan:
 
 
 _ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
+MAX_PLAN_BYTES = 128 * 1024 * 1024  # a 10,000-service plan is a fraction of it
+MAX_PLAN_DEPTH = 64  # a plan is six levels deep, parameters included a few more
+
+
+def _depth(doc: object) -> int:
+    """How deep ``doc`` nests, measured without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_PLAN_DEPTH:
+            return level
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _plain(obj: Any) -> dict[str, Any]:

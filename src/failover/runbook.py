@@ -317,12 +317,31 @@ def parse_runbook(text: str, file: str = "<string>", registry: Registry | None =
     from failover.runbook_validation import _Validator  # here: it imports this module
 
     source = parse_yaml(text, file)
-    for value in secret_values_in(source.data):  # no output of this process shows them
+    for value in secret_values_in(_parameters(source.data)):  # no output of this process shows them
         register_secret(value)
     runbook = _Validator(source, registry or default_registry()).run()
     runbook._path = None if file.startswith("<") else file
     runbook._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return runbook
+
+
+def _parameters(data: object) -> list[object]:
+    """Where a runbook holds values for its providers: the sites' vars and the ``with:`` of
+    every step and check (a service, site or step named ``auth`` is a name, not a secret)."""
+    found: list[object] = []
+    if not isinstance(data, dict):
+        return found
+    for site in (data.get("sites") or {}).values() if isinstance(data.get("sites"), dict) else ():
+        if isinstance(site, dict):
+            found.append(site.get("vars"))
+    services = data.get("services")
+    for service in services.values() if isinstance(services, dict) else ():
+        for part in ("preflight", "steps", "verify"):
+            items = service.get(part) if isinstance(service, dict) else None
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict):
+                    found.append(item.get("with"))
+    return found
 
 
 def runbook_json_schema(registry: Registry | None = None) -> dict[str, Any]:

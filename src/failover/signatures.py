@@ -11,6 +11,8 @@ the plan, never from the plan: an allowed-signers file and a number of distinct 
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,7 +70,7 @@ def signature_files(plan_file: Path, given: Iterable[Path] = ()) -> list[Path]:
     beside = [*plan_file.parent.glob(f"{name}.sig"), *sorted(plan_file.parent.glob(f"{name}.*.sig"))]
     seen: dict[Path, None] = {}
     for path in [*beside, *given]:
-        seen.setdefault(path.resolve(), None)
+        seen.setdefault(path.absolute(), None)  # not resolved: a link is named as it is
     return list(seen)
 
 
@@ -103,7 +105,7 @@ def check(
     ignored: list[str] = []
     for path in signature_files(plan_file, policy.signature_files):
         try:
-            signature = parse_signature(path.read_text(encoding="utf-8"), str(path))
+            signature = parse_signature(_read_small(path), str(path))
             verify(data, signature, NAMESPACE)
         except (OSError, UnicodeDecodeError) as exc:
             ignored.append(f"{path}: cannot be read ({exc})")
@@ -133,6 +135,26 @@ def check(
     return list(verified.values())
 
 
+FUTURE_SKEW_S = 300.0  # clocks may differ this much
+MAX_SIGNATURE_BYTES = 64 * 1024  # an armored sshsig signature is under 1 KiB
+
+
+def _read_small(path: Path) -> str:
+    """A signature file's text: a regular file (not a FIFO or a device a checkout may link to),
+    read up to a bound; OSError or SignatureError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SignatureError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as raw:
+            data = raw.read(MAX_SIGNATURE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise SignatureError(f"{path}: more than {MAX_SIGNATURE_BYTES:,} bytes: not a signature")
+    return data.decode("utf-8")
+
+
 def _check_age(plan: Plan, policy: Policy, now: datetime, plan_file: Path) -> None:
     if policy.max_age_s is None:
         return
@@ -142,7 +164,11 @@ def _check_age(plan: Plan, policy: Policy, now: datetime, plan_file: Path) -> No
         made = datetime.fromisoformat(plan.made_at.replace("Z", "+00:00"))
     except ValueError:
         raise RefusedError(f"{plan_file}: made_at {plan.made_at!r} is not an ISO 8601 time") from None
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=UTC)  # the plan command writes UTC
     age = (now - made).total_seconds()
+    if age < -FUTURE_SKEW_S:
+        raise RefusedError(f"{plan_file}: made {plan.made_at}, in the future: its age cannot be trusted")
     if age > policy.max_age_s:
         raise RefusedError(
             f"{plan_file}: made {plan.made_at}, {age / 3600:.1f} h ago, older than --max-plan-age "

@@ -90,6 +90,36 @@ def _index(node: yaml.Node, path: Path, source: Source, problems: list[Problem],
             _index(item, (*path, i), source, problems, seen)
 
 
+ALIAS_EXPANSION_LIMIT = 1_000_000
+"""How many nodes aliases may add to a document, expanded: far beyond any runbook's reuse."""
+
+
+def _sizes(root: yaml.Node) -> tuple[int, int]:
+    """(nodes in the document, nodes once every alias is expanded), counted once per node and
+    without recursion: a document of aliases of aliases is measured, never walked."""
+    expanded: dict[int, int] = {}
+    order: list[yaml.Node] = []
+    stack: list[yaml.Node] = [root]
+    while stack:  # every distinct node, parents before children
+        node = stack.pop()
+        if id(node) in expanded:
+            continue
+        expanded[id(node)] = 1  # a node inside itself (a recursive alias) counts once
+        order.append(node)
+        stack.extend(_children(node))
+    for node in reversed(order):  # children before parents
+        expanded[id(node)] = 1 + sum(expanded[id(child)] for child in _children(node))
+    return len(order), expanded[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     line, column = 1, 1
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
@@ -137,6 +167,21 @@ def parse_yaml(text: str, file: str) -> Source:
     source = Source(file=file, text=text, data=data)
     problems: list[Problem] = []
     if node is not None:
+        own, expanded = _sizes(node)
+        if expanded - own > ALIAS_EXPANSION_LIMIT:
+            raise RunbookError(
+                [
+                    Problem(
+                        file,
+                        1,
+                        1,
+                        "",
+                        f"invalid YAML: its aliases expand {own:,} nodes to {expanded:,}, more than "
+                        f"{ALIAS_EXPANSION_LIMIT:,} beyond the document's own: a document that "
+                        "references itself over and over (a 'billion laughs') is refused",
+                    )
+                ]
+            )
         try:
             _index(node, (), source, problems, set())
         except RecursionError:

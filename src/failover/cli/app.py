@@ -23,6 +23,7 @@ from failover.errors import (
     JournalError,
     JournalWriteError,
     PlanError,
+    PlanTamperedError,
     RefusedError,
     RegistryError,
     RunbookError,
@@ -30,7 +31,7 @@ from failover.errors import (
     ScenarioError,
 )
 from failover.metrics import MetricsError, check_writable
-from failover.plan import Plan
+from failover.plan import MAX_PLAN_BYTES, Plan
 from failover.redact import redact
 from failover.state import state_spec
 
@@ -172,10 +173,15 @@ def read_plan(path: Path) -> tuple[bytes, Plan]:
     """The plan file's bytes, read once, and the plan they hold (signatures are checked over
     the very bytes that are run)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_PLAN_BYTES:  # not read, not copied
+            raise PlanError(
+                f"{path}: not a plan: {size:,} bytes, more than the {MAX_PLAN_BYTES:,} a plan may have"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise click.BadParameter(f"cannot read plan {path}: {exc}") from None
     try:
         return data, Plan.from_json(data, where=str(path))
-    except PlanError as exc:
-        raise RefusedError(str(exc)) from None
+    except PlanTamperedError as exc:  # changed since it was made: refused for safety (3)
+        raise RefusedError(str(exc)) from None  # malformed (PlanError): bad input (2)

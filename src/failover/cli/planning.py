@@ -176,7 +176,18 @@ def iam_policy_command(
             raise click.UsageError(
                 "the plan needs permissions in aws and gcp: give --cloud aws or --cloud gcp"
             )
+        if not needed and state is None and planned.runbook.state is None:
+            raise click.UsageError(
+                "the plan needs no cloud permissions (its steps and checks are not aws or gcp)"
+            )
         cloud = needed[0] if needed else "aws"
+    elif not planned.permissions(cloud, site) and not (cloud == "aws" and (state or planned.runbook.state)):
+        where = f" at site {site}" if site else ""
+        used = [c for c in ("aws", "gcp") if planned.permissions(c, site)]
+        raise click.UsageError(
+            f"--cloud {cloud}: the plan needs no {cloud} permissions{where}; it needs "
+            f"{' and '.join(used) if used else 'none'}"
+        )
     document = iam_policy(planned, site, state) if cloud == "aws" else gcp_role(planned, site)
     emit(json.dumps(document, indent=2) + "\n", output)
 

@@ -35,13 +35,13 @@ from failover.cli.app import (
     state_opt,
     who,
 )
-from failover.cli.signing import signature_options, verified_signatures
+from failover.cli.signing import refuse_unsigned, signature_options, verified_signatures
 from failover.engine import Interrupt, Options, RunResult, execute, resume
 from failover.engine.remote import StoreApprover
 from failover.engine.start import new_run_id
 from failover.history import sandbox_root
 from failover.logs import configure as configure_logging
-from failover.metrics import run_metrics
+from failover.metrics import check_writable, run_metrics
 from failover.metrics import write as write_metrics
 from failover.plan import Plan, Scenario
 from failover.planner import make_plan
@@ -51,7 +51,7 @@ from failover.runbook import load_runbook
 from failover.sandbox import Sandbox, clock
 from failover.sandbox.clock import DEFAULT_SPEED
 from failover.state import open_store
-from failover.state.events import RESUMABLE
+from failover.state.events import RESUMABLE, RunState
 from failover.state.sqlite import make_private_dirs
 from failover.state.store import StateStore
 from failover.terminal import TerminalApprover
@@ -135,6 +135,19 @@ def approval_options(func: F) -> F:
         ),
     ]
     return stacked(func, decorators)
+
+
+def _check_approvals(options: Options, plans: list[Plan]) -> None:
+    """``--approve STEP`` names a step of the plans that run (exit 2 otherwise: a typo would
+    leave the step unapproved and found out only when the run reaches it)."""
+    known = {step.id for plan in plans for step in plan.steps}
+    unknown = sorted(options.approve_steps - known)
+    if unknown:
+        asking = sorted({s.id for plan in plans for s in plan.steps if s.approval and not s.skipped})
+        raise click.UsageError(
+            f"--approve {unknown[0]}: no such step in the plan; steps that ask for approval: "
+            f"{', '.join(asking) or 'none'}"
+        )
 
 
 def _approvals(options: Options, store: StateStore, run_id: str, wait: bool, two_person: bool) -> Options:
@@ -262,9 +275,10 @@ def apply(
     metrics = metrics_target(metrics_file)
     data, planned = read_plan(plan_file)
     verified, signers_approve = verified_signatures(plan_file, data, planned, kwargs)
-    store = open_store(state_of(state, planned.runbook.state))
     signatures = tuple(v.record() for v in verified)
     run_with = replace(_options(**kwargs), signatures=signatures, signers_approve=signers_approve)
+    _check_approvals(run_with, [planned])
+    store = open_store(state_of(state, planned.runbook.state))
     run_id = new_run_id()
     run_with = _approvals(run_with, store, run_id, wait_for_approvals, two_person)
     result = _run(planned, run_with, lambda options: execute(planned, store, options, run_id=run_id))
@@ -359,8 +373,12 @@ def drill(
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
     metrics = metrics_target(metrics_file)
+    if report_file is not None:
+        check_writable(report_file, "--report")  # before anything runs, not after
     if faults and not sandbox:
         raise click.UsageError("--fault is rehearsed in the sandbox: add --sandbox")
+    if not sandbox:
+        refuse_unsigned("a drill against real clouds", 0)
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     undo = failback and rb.failback == "rollback"  # the way back is undoing the failover
@@ -368,6 +386,7 @@ def drill(
     back = scenario.reverse().model_copy(update={"mode": failback_mode})
     legs = [make_plan(rb, leg) for leg in ([scenario, back] if both else [scenario])]
     options = _options(**kwargs)
+    _check_approvals(options, legs)
     spec = state_of(state, None if sandbox else rb.state)  # a sandbox never uses the runbook's
     reports: list[str] = []
     datas: list[dict[str, Any]] = []
@@ -434,6 +453,10 @@ def resume_cmd(
     flight or in doubt are verified before anything runs again."""
     given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
     store = open_store(state_of(state))
+    recorded = RunState.replay(run_id, store.events(run_id))
+    if not recorded.sandbox:
+        signatures = (recorded.options or {}).get("signatures")
+        refuse_unsigned(f"run {run_id}", len(signatures) if isinstance(signatures, list) else 0)
     options = _approvals(_options(**kwargs), store, run_id, wait_for_approvals, two_person)
     policy = options.on_failure if given else None
     planned = store.run_plan(run_id)

@@ -111,6 +111,26 @@ def signature_options(func: F) -> F:
     return stacked(func, decorators)
 
 
+def required_by_environment() -> int:
+    """How many signatures the environment demands of what runs against real clouds (0: none);
+    exit 2 when it says something that is not a number."""
+    text = os.environ.get("FAILOVER_REQUIRE_SIGNATURES", "").strip() or "0"
+    if not text.isdigit():
+        raise click.UsageError(f"FAILOVER_REQUIRE_SIGNATURES={text!r}: expected a whole number")
+    return int(text)
+
+
+def refuse_unsigned(what: str, signed: int) -> None:
+    """Refuse (exit 3) to run ``what`` with fewer verified signatures than the environment
+    demands: a drill against real clouds makes its own plan, which nobody signed."""
+    required = required_by_environment()
+    if signed < required:
+        raise RefusedError(
+            f"FAILOVER_REQUIRE_SIGNATURES={required}: {what} has {signed} verified signature(s); "
+            "run a signed plan file with `failover apply` instead"
+        )
+
+
 def verified_signatures(
     plan_file: Path, data: bytes, plan: Plan, kwargs: dict[str, Any]
 ) -> tuple[list[Verified], bool]:

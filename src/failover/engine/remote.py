@@ -21,21 +21,40 @@ from failover.state.store import StateStore
 POLL_S = 1.0
 
 
-def record_name(run_id: str, step: str) -> str:
-    return f"approval/{run_id}/{step}"
+def record_name(run_id: str, step: str, request: int) -> str:
+    """The answer to one approval request (the journal's sequence number of its
+    ``approval_requested``): an answer never carries over to the step's next request."""
+    return f"approval/{run_id}/{step}/{request}"
+
+
+def latest_request(store: StateStore, run_id: str, step: str) -> int:
+    """The sequence number of the step's latest approval request (0 if none)."""
+    seqs = [e.seq for e in store.events(run_id) if e.kind == "approval_requested" and e.step == step]
+    return max(seqs, default=0)
 
 
 def same_person(first: Mapping[str, object], second: Mapping[str, object]) -> str | None:
-    """Why two identities (``by`` and ``clouds``, as journaled) are the same person, or None."""
-    clouds_a, clouds_b = first.get("clouds") or {}, second.get("clouds") or {}
-    assert isinstance(clouds_a, Mapping) and isinstance(clouds_b, Mapping)
-    known = [c for c in clouds_a if c in clouds_b and not str(clouds_a[c]).startswith("unknown")]
-    for cloud in known:
-        if clouds_a[cloud] == clouds_b[cloud]:
-            return f"both act as {clouds_a[cloud]} in {cloud}"
-    if not known and first.get("by") == second.get("by"):
+    """Why two identities (``by`` and ``clouds``, as journaled) may be the same person, or None
+    when they are shown to differ. A cloud identity the first has and the second cannot show
+    counts as the same (an approver who cannot say who they are is not another person); with no
+    cloud identity on either side, the login names decide (a weaker test, as they are hints)."""
+    ours, theirs = _known(first.get("clouds")), _known(second.get("clouds"))
+    for cloud, identity in ours.items():
+        if cloud not in theirs:
+            return f"the answer shows no {cloud} identity to compare with {identity}"
+        if theirs[cloud] == identity:
+            return f"both act as {identity} in {cloud}"
+    if ours:
+        return None
+    if first.get("by") == second.get("by"):
         return f"both are {first.get('by')} (no cloud identity to tell them apart)"
     return None
+
+
+def _known(clouds: object) -> dict[str, str]:
+    if not isinstance(clouds, Mapping):
+        return {}
+    return {str(c): str(v) for c, v in clouds.items() if v and not str(v).startswith("unknown")}
 
 
 @dataclass
@@ -60,7 +79,14 @@ class StoreApprover:
         )
         until = self.clock() + timeout
         while self.clock() < until:
-            found = self.store.get_record(record_name(self.run_id, step.id))
+            events = self.store.events(self.run_id)
+            since = max((e.seq for e in events if e.kind in ("run_started", "run_resumed")), default=0)
+            asked = [e.seq for e in events if e.kind == "approval_requested" and e.step == step.id]
+            request = max(asked, default=0)
+            # this process's request, once the journal has it: never an answer to an earlier one
+            found = (
+                self.store.get_record(record_name(self.run_id, step.id, request)) if request > since else None
+            )
             if found is not None:
                 value = found.value
                 why = same_person(starter(self.store, self.run_id), value) if self.two_person else None
@@ -113,10 +139,11 @@ def answer(
         "reason": reason,
         "at": time.time(),
     }
+    name = record_name(run_id, step, latest_request(store, run_id, step))
     try:
-        store.put_record(record_name(run_id, step), value)
+        store.put_record(name, value)
     except RefusedError:
-        seen = store.get_record(record_name(run_id, step))
+        seen = store.get_record(name)
         said = "approved" if seen is not None and seen.value.get("granted") else "denied"
         who = seen.value.get("by") if seen is not None else "someone"
         raise RefusedError(

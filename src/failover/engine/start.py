@@ -44,6 +44,10 @@ def execute(
     or another run holds an overlapping lock."""
     options = options or Options()
     _refuse_endpoints(plan, options)
+    if options.two_person and (options.auto_approve or options.approve_steps):
+        raise RefusedError(
+            "the two-person rule: --auto-approve and --approve are approvals by whoever starts the run"
+        )
     journal = open_store(where)
     _refuse_elsewhere(plan, journal, options)
     _refuse_stale(plan, journal)
@@ -67,7 +71,11 @@ def _refuse_endpoints(plan: Plan, options: Options) -> None:
     allowed by whoever runs it."""
     bad = refused(plan, options.allowed_endpoints)
     if bad:
-        named = "; ".join(f"{e.where} = {e.url}" for e in bad)
+        named = "; ".join(
+            f"{e.where} = {e.url}"
+            + ("" if e.host else " (URL parsers read its host differently: never honoured)")
+            for e in bad
+        )
         hosts = " ".join(f"--allow-endpoint {h}" for h in sorted({e.host for e in bad if e.host}))
         raise RefusedError(
             f"the plan sends credentials to endpoints that are not the clouds' own: {named}. "
@@ -94,7 +102,7 @@ def resume(
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     _refuse_outside_sandbox(run_id, state, options)
-    _refuse_endpoints(plan, options or Options())
+    _refuse_endpoints(plan, _with_recorded(options, state.options or {}))  # what the run allowed
     if rollback or state.rollback_started:  # a resumed rollback is a rollback too
         _refuse_rollback(journal, run_id, plan, state)
     if state.finished and state.status not in RESUMABLE and not (rollback and state.status == "succeeded"):
@@ -102,6 +110,15 @@ def resume(
     merged = _with_recorded(options, state.options or {})
     if on_failure is not None:
         merged = replace(merged, on_failure=on_failure)
+    if (
+        merged.two_person
+        and not rollback
+        and (options is not None and (options.auto_approve or options.approve_steps))
+    ):
+        raise RefusedError(
+            f"run {run_id} has the two-person rule: --auto-approve and --approve would be approvals by "
+            "whoever resumes it; resume with --wait-for-approvals (or the plan's signers)"
+        )
     lease = _take_over(journal, run_id, resources(plan), merged)
     state = RunState.replay(run_id, journal.events(run_id))  # as it is now that no one else holds it
     if rollback or state.rollback_started:
