@@ -45,7 +45,9 @@ service, step or check, with what was expected and what was found.
 
 
 def _help(*args: str) -> str:
-    result = CliRunner().invoke(main, [*args, "--help"], terminal_width=100, catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, [*args, "--help"], terminal_width=100, catch_exceptions=False, prog_name="failover"
+    )
     assert result.exit_code == 0
     return result.output.rstrip()
 

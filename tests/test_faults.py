@@ -106,6 +106,7 @@ def test_with_us_east_1_down_route_53_record_changes_fail_from_every_region(tmp_
     )
     assert code == 1, out
     assert "run " in out and ": halted: dns.shift failed" in out  # at west, but Route 53 lives in us-east-1
+    assert "a sandbox drill's clouds ended with its process: it cannot be resumed" in out  # no resume hint
     assert "AWS unreachable for hosted zone shop.example.com. at west" in out
 
 

@@ -30,6 +30,7 @@ from failover.engine import EXIT_REFUSED, Options, Readiness, readiness, run_ids
 from failover.engine.rollback import resources
 from failover.history import history as runbook_history
 from failover.history import journals, render_history
+from failover.liveness import assess
 from failover.metrics import readiness_metrics
 from failover.metrics import write as write_metrics
 from failover.plan import Plan, Scenario
@@ -171,10 +172,11 @@ def status(run_id: str | None, state: str | None, fmt: str) -> None:
     holder = None if current.finished else store.holder(resources(store.run_plan(run_id)))
     held = None if holder is None or holder.run_id != run_id else holder
     now = time.time()
+    alive = assess(run_id, current, held, now, state)
     waiting = {
         sid: {"on": rec.waiting_on, "for_s": round(now - rec.since, 1) if rec.since else None}
         for sid, rec in current.steps.items()
-        if rec.waiting_on and not current.finished
+        if rec.waiting_on and not current.finished and not alive.label
     }
     if fmt == "json":
         doc = {
@@ -189,17 +191,22 @@ def status(run_id: str | None, state: str | None, fmt: str) -> None:
             "waiting": waiting,
             "in_doubt": [sid for sid, rec in current.steps.items() if rec.in_doubt],
             "held_by": None if held is None else held._asdict(),
+            "liveness": alive.doc(),
         }
         click.echo(json.dumps(doc, indent=2))
         return
     labels = [f"exit {current.exit_code}"] if current.finished else []
-    labels += ["sandbox drill"] if current.sandbox else []
+    labels += [alive.label] if alive.label else ["sandbox drill"] if current.sandbox else []
     click.echo(f"run {run_id}: {current.status}" + (f" ({', '.join(labels)})" if labels else ""))
     if current.message:
         click.echo(f"  {current.message}")
     if held is not None:
         by = f" as {held.caller}" if held.caller else ""
         click.echo(f"  held by {held.owner}{by} since {stamp(held.since)}, lease until {stamp(held.until)}")
+    if alive.why:
+        click.echo(f"  ! {alive.why}")
+    for command in alive.next:
+        click.echo(f"  next: {command}")
     for sid, rec in current.steps.items():
         note = f"  {rec.error}" if rec.error and rec.state == "failed" else ""
         note += "  (in doubt: its change may have happened)" if rec.in_doubt else ""

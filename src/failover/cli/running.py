@@ -40,6 +40,7 @@ from failover.engine import Interrupt, Options, RunResult, execute, resume
 from failover.engine.remote import StoreApprover
 from failover.engine.start import new_run_id
 from failover.history import sandbox_root
+from failover.liveness import assess
 from failover.logs import configure as configure_logging
 from failover.metrics import check_writable, run_metrics
 from failover.metrics import write as write_metrics
@@ -205,7 +206,10 @@ def _print_result(result: RunResult, fmt: str, state: str) -> None:
         click.echo(json.dumps(doc))
         return
     click.echo(f"run {result.run_id}: {result.status}: {result.message}")
-    if result.status in RESUMABLE and state != state_of(None) and not result.state.sandbox:
+    if result.state.sandbox and result.status in RESUMABLE:  # its clouds end with this process
+        alive = assess(result.run_id, result.state, None, time.time(), None)
+        click.echo(f"  ({alive.why}; {alive.next[0]})")
+    elif result.status in RESUMABLE and state != state_of(None):
         click.echo(f"  (its state is in {state}: give those commands --state {state})")
 
 

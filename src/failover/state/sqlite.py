@@ -97,7 +97,7 @@ def _opened(path: str, synchronous: str, schema: str) -> sqlite3.Connection:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
-            conn.executescript(schema)
+            conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\nCOMMIT;")  # all the tables, or none yet
             return conn
         except sqlite3.OperationalError as exc:
             conn.close()
