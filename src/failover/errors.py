@@ -58,6 +58,10 @@ class ScenarioError(FailoverError):
     """A requested scenario (sites, scope, mode) does not fit the runbook it is planned from."""
 
 
+class MetricsError(FailoverError):
+    """An output file (metrics, a report) cannot be written where it was asked for."""
+
+
 class PlanError(FailoverError):
     """A plan document is malformed, internally inconsistent, or does not match its fingerprint."""
 

@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from failover.errors import FailoverError
+from failover.errors import MetricsError
 from failover.redact import redact_strings
 
 if TYPE_CHECKING:
     from failover.engine import Readiness
 
 SCENARIO = ("runbook", "from_site", "to_site", "mode")
-
-
-class MetricsError(FailoverError):
-    """The metrics file cannot be written where it was asked for."""
 
 
 def check_writable(path: Path, option: str = "--metrics-file") -> None:

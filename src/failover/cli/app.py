@@ -13,15 +13,15 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from failover.engine import EXIT_FAILED, EXIT_REFUSED
 from failover.errors import (
     FailoverError,
     JournalError,
     JournalWriteError,
+    MetricsError,
     PlanError,
     PlanTamperedError,
     RefusedError,
@@ -30,12 +30,13 @@ from failover.errors import (
     SandboxError,
     ScenarioError,
 )
-from failover.metrics import MetricsError, check_writable
-from failover.plan import MAX_PLAN_BYTES, Plan
 from failover.redact import redact
-from failover.state import state_spec
 
-EXIT_BAD_INPUT = 2  # the engine's own codes: EXIT_OK 0, EXIT_FAILED 1, EXIT_REFUSED 3, 130, 143
+if TYPE_CHECKING:
+    from failover.plan import Plan
+
+# the engine's codes (failover.engine.options), here so that the command line starts without it
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 1, 2, 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,6 +138,8 @@ def state_opt(func: F) -> F:
 
 def state_of(value: str | None, declared: str | None = None) -> str:
     """The state a command uses (see STATE_HELP)."""
+    from failover.state import state_spec
+
     return state_spec(value, declared)
 
 
@@ -152,6 +155,8 @@ def metrics_opt(func: F) -> F:
 def metrics_target(path: Path | None) -> Path | None:
     """Check now that the metrics file can be written later (before anything runs)."""
     if path is not None:
+        from failover.metrics import check_writable
+
         check_writable(path)
     return path
 
@@ -172,6 +177,8 @@ def load_plan(path: Path) -> Plan:
 def read_plan(path: Path) -> tuple[bytes, Plan]:
     """The plan file's bytes, read once, and the plan they hold (signatures are checked over
     the very bytes that are run)."""
+    from failover.plan import MAX_PLAN_BYTES, Plan
+
     try:
         size = path.stat().st_size
         if size > MAX_PLAN_BYTES:  # not read, not copied
