@@ -47,7 +47,7 @@ DEMO := runbooks/shop.yaml
 # `sandbox` extra (moto's server) that --sandbox needs.
 demo: $(STAMP)
 	$(BIN)/failover validate $(DEMO)
-	$(BIN)/failover plan $(DEMO) --from east --to west
+	$(BIN)/failover plan $(DEMO) --from east --to west --format markdown -o shop-plan.md --summary
 	$(BIN)/failover drill $(DEMO) --from east --to west --failback --sandbox --auto-approve --report drill-report.md
 	@echo "drill report: drill-report.md"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from failover.plan import Plan
 from failover.planner import make_plan
 from failover.render import plan_mermaid, render_graph, render_plan
 from failover.runbook import Runbook
+from tests.conftest import ROOT
 
 
 def shop_plan(sim_shop: Runbook) -> Plan:
@@ -73,3 +75,22 @@ def test_graph_impact_names_every_transitive_dependent(sim_shop: Runbook) -> Non
     assert render_graph(sim_shop, "dot").count(" -> ") == sum(
         len(s.depends_on) for s in sim_shop.services.values()
     )
+
+
+def test_a_plan_summary_names_the_pivots_and_where_the_whole_plan_went(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from failover.cli import main
+
+    out = tmp_path / "shop-plan.md"
+    args = ["plan", str(ROOT / "runbooks" / "shop.yaml"), "--from", "east", "--to", "west"]
+    result = CliRunner().invoke(main, [*args, "--format", "markdown", "-o", str(out), "--summary"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) < 12  # not the 110-line table
+    assert (
+        "pivots (irreversible, each approved by its id): orders-db.switchover, inventory-db.switchover"
+        in lines
+    )
+    assert f"the whole plan: {out}" in lines and out.read_text().startswith("# Failover plan: shop")
+    assert CliRunner().invoke(main, [*args, "--summary"]).exit_code == 2  # where would it be?

@@ -135,6 +135,21 @@ def _headline(plan: Plan) -> list[str]:
     ]
 
 
+def plan_summary(plan: Plan, written: str | None = None) -> str:
+    """A few lines for a terminal: what moves, how many steps, the pivots and approvals, the
+    predicted RTO, warnings, and where the whole plan was written."""
+    safe = shown(plan)
+    pivots = [s.id for s in safe.steps if s.pivot and not s.skipped]
+    asks = [s.id for s in safe.steps if s.approval and not s.pivot and not s.skipped]
+    lines = [*endpoint_banner(plan), *_headline(safe)[:2]]
+    lines.append(f"pivots (irreversible, each approved by its id): {', '.join(pivots) or 'none'}")
+    lines.append(f"approval steps: {', '.join(asks) or 'none'}")
+    lines += [f"! {w}" for w in safe.warnings]
+    if written:
+        lines.append(f"the whole plan: {written}")
+    return "\n".join(lines) + "\n"
+
+
 def endpoint_banner(plan: Plan) -> list[str]:
     """What a reviewer must read first about a plan that names endpoints other than the clouds'
     own: where credentials would go, and that a run refuses them unless allowed."""

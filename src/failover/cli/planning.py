@@ -20,7 +20,7 @@ from failover.planner import make_plan
 from failover.policy import gcp_role, iam_policy
 from failover.providers import default_registry
 from failover.redact import redact
-from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, render_graph, render_plan
+from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, plan_summary, render_graph, render_plan
 from failover.runbook import load_runbook, runbook_json_schema
 from failover.sandbox import Sandbox
 
@@ -48,6 +48,12 @@ def validate(runbook: Path) -> None:
     help="Also read, in the runbook's sandbox, what each step would change (text and markdown).",
 )
 @click.option(
+    "--summary",
+    is_flag=True,
+    help="Print a few lines (steps, pivots, approvals, predicted RTO, warnings) and where -o wrote "
+    "the whole plan, instead of the plan itself.",
+)
+@click.option(
     "--with-secrets",
     is_flag=True,
     help="JSON: write the secrets a runbook holds as values into the plan file (redacted otherwise, "
@@ -65,6 +71,7 @@ def plan(
     sandbox: bool,
     output: Path | None,
     with_secrets: bool,
+    summary: bool,
 ) -> None:
     """Print the dry-run plan of failing RUNBOOK over from one site to another. Changes nothing."""
     rb = load_runbook(runbook)
@@ -80,6 +87,8 @@ def plan(
         with Sandbox(rb) as box, tempfile.TemporaryDirectory() as scratch:
             seen = live_reads(result, scratch, Options(overrides=box.overrides()))
         live = _live_section(seen, fmt)
+    if summary and output is None:
+        raise click.UsageError("--summary says where the whole plan went: give -o FILE too")
     if fmt == "text" and output is None and sys.stdout.isatty():
         Console().print(plan_rich(result))
         click.echo(live, nl=False)
@@ -97,6 +106,8 @@ def plan(
                 err=True,
             )
     emit(shown, output)
+    if summary:  # the plan went to the file, a few lines to the terminal
+        click.echo(plan_summary(result, str(output) if output else None), nl=False)
 
 
 def _live_section(seen: dict[str, Any], fmt: str) -> str:
