@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import networkx as nx
 from rich.console import Console, Group
@@ -16,15 +16,13 @@ from rich.text import Text
 
 from failover.durations import format_duration
 from failover.endpoints import custom as custom_endpoints
+from failover.formats import GRAPH_FORMATS as GRAPH_FORMATS
+from failover.formats import PLAN_FORMATS as PLAN_FORMATS
+from failover.formats import GraphFormat, PlanFormat
 from failover.graph import dependencies, impact, service_graph, stable_order
 from failover.plan import Plan, PlannedCheck, PlannedStep
 from failover.redact import redact, secret_values_in
 from failover.runbook import Runbook
-
-PlanFormat = Literal["text", "markdown", "json", "dot"]
-GraphFormat = Literal["text", "mermaid", "dot", "json"]
-PLAN_FORMATS: tuple[PlanFormat, ...] = ("text", "markdown", "json", "dot")
-GRAPH_FORMATS: tuple[GraphFormat, ...] = ("text", "mermaid", "dot", "json")
 
 
 def render_plan(plan: Plan, fmt: PlanFormat = "text", *, width: int = 120) -> str:

@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from failover.durations import format_duration
+from failover.formats import REPORT_FORMATS as REPORT_FORMATS
+from failover.formats import ReportFormat
 from failover.plan import Plan, PlannedStep
 from failover.redact import redact, secret_values_in
 from failover.state.chain import GENESIS
 from failover.state.events import Event, RunState
 
-ReportFormat = Literal["markdown", "json", "junit"]
-REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
 REPORT_VERSION = 1
 
 

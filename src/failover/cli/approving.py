@@ -8,17 +8,18 @@ from pathlib import Path
 import click
 
 from failover.cli.app import STATE_HELP, handle_errors, main, state_of, who
-from failover.engine.contexts import Contexts
-from failover.engine.identity import cloud_callers
-from failover.engine.options import Options
-from failover.engine.remote import answer, starter
 from failover.errors import RefusedError, ScenarioError
-from failover.providers import default_registry
-from failover.state import open_store
-from failover.state.events import RunState
 
 
 def _answer(run_id: str, step: str, granted: bool, reason: str | None, state: str | None) -> None:
+    from failover.engine.contexts import Contexts
+    from failover.engine.identity import cloud_callers
+    from failover.engine.options import Options
+    from failover.engine.remote import answer, starter
+    from failover.providers import default_registry
+    from failover.state import open_store
+    from failover.state.events import RunState
+
     store = open_store(state_of(state))
     events = store.events(run_id)
     if not events:

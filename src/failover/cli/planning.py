@@ -14,15 +14,8 @@ import click
 from rich.console import Console
 
 from failover.cli.app import emit, handle_errors, load_plan, main, output_opt, runbook_arg, scenario_options
-from failover.engine import Options, live_reads
-from failover.plan import Scenario
-from failover.planner import make_plan
-from failover.policy import gcp_role, iam_policy
-from failover.providers import default_registry
+from failover.formats import GRAPH_FORMATS, PLAN_FORMATS
 from failover.redact import redact
-from failover.render import GRAPH_FORMATS, PLAN_FORMATS, plan_rich, plan_summary, render_graph, render_plan
-from failover.runbook import load_runbook, runbook_json_schema
-from failover.sandbox import Sandbox
 
 
 @main.command()
@@ -30,6 +23,8 @@ from failover.sandbox import Sandbox
 @handle_errors
 def validate(runbook: Path) -> None:
     """Check RUNBOOK and list every problem as FILE:LINE:COL: path: message (exit 2 if any)."""
+    from failover.runbook import load_runbook
+
     rb = load_runbook(runbook)
     steps = sum(len(s.steps) for s in rb.services.values())
     click.echo(
@@ -74,6 +69,13 @@ def plan(
     summary: bool,
 ) -> None:
     """Print the dry-run plan of failing RUNBOOK over from one site to another. Changes nothing."""
+    from failover.engine import Options, live_reads
+    from failover.plan import Scenario
+    from failover.planner import make_plan
+    from failover.render import plan_rich, plan_summary, render_plan
+    from failover.runbook import load_runbook
+    from failover.sandbox import Sandbox
+
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
     result = make_plan(rb, scenario)
@@ -131,6 +133,9 @@ def _live_section(seen: dict[str, Any], fmt: str) -> str:
 @handle_errors
 def graph(runbook: Path, fmt: str, impact: str | None, output: Path | None) -> None:
     """Show the service dependency graph of RUNBOOK."""
+    from failover.render import render_graph
+    from failover.runbook import load_runbook
+
     rb = load_runbook(runbook)
     emit(render_graph(rb, fmt, impact_of=impact), output)  # type: ignore[arg-type]
 
@@ -169,6 +174,11 @@ def iam_policy_command(
 ) -> None:
     """Print what a plan needs (JSON): the IAM policy of its AWS permissions, or the custom role
     definition of its GCP permissions (for `gcloud iam roles create --file`)."""
+    from failover.plan import Scenario
+    from failover.planner import make_plan
+    from failover.policy import gcp_role, iam_policy
+    from failover.runbook import load_runbook
+
     if plan_file is not None:
         if runbook is not None:
             raise click.UsageError("give RUNBOOK (with --from and --to) or --plan PLAN.json, not both")
@@ -208,6 +218,8 @@ def iam_policy_command(
 @handle_errors
 def actions(fmt: str) -> None:
     """List every registered action and check, with parameters and permissions."""
+    from failover.providers import default_registry
+
     registry = default_registry()
     entries = []
     for kind, items in (("action", registry.actions()), ("check", registry.checks())):
@@ -259,4 +271,6 @@ def _parameter_lines(schema: dict[str, Any]) -> list[str]:
 @handle_errors
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the runbook format (for editors)."""
+    from failover.runbook import runbook_json_schema
+
     emit(json.dumps(runbook_json_schema(), indent=2) + "\n", output)

@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,22 +27,12 @@ from failover.cli.app import (
     state_of,
     state_opt,
 )
-from failover.engine import EXIT_REFUSED, Options, Readiness, readiness, run_ids, run_state
-from failover.engine.rollback import resources
-from failover.history import history as runbook_history
-from failover.history import journals, render_history
-from failover.liveness import assess
-from failover.metrics import readiness_metrics
-from failover.metrics import write as write_metrics
-from failover.plan import Plan, Scenario
-from failover.planner import make_plan
+from failover.formats import REPORT_FORMATS
+
+if TYPE_CHECKING:
+    from failover.engine import Readiness
+    from failover.plan import Plan
 from failover.redact import redact
-from failover.report import REPORT_FORMATS, render_report, report_data
-from failover.runbook import load_runbook
-from failover.sandbox import Sandbox
-from failover.state import open_store
-from failover.state.events import RunState
-from failover.state.store import stamp
 
 
 @main.command()
@@ -76,6 +67,14 @@ def check(
     Exit 0 when ready, 3 when a check failed (each named, with what it saw). Changes nothing and
     journals nothing: run it on a schedule, in both directions.
     """
+    from failover.engine import EXIT_REFUSED, Options, readiness
+    from failover.metrics import readiness_metrics
+    from failover.metrics import write as write_metrics
+    from failover.plan import Scenario
+    from failover.planner import make_plan
+    from failover.runbook import load_runbook
+    from failover.sandbox import Sandbox
+
     metrics = metrics_target(metrics_file)
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
@@ -150,6 +149,10 @@ def _readiness_text(planned: Plan, results: list[Readiness], ready: bool) -> str
 def history(runbook: Path, state: str | None, sandbox: bool, fmt: str) -> None:
     """Past runs of RUNBOOK from the journal: measured RTO per service and overall, predicted
     against measured, and the trend from drill to drill."""
+    from failover.history import history as runbook_history
+    from failover.history import journals, render_history
+    from failover.runbook import load_runbook
+
     rb = load_runbook(runbook)
     data = runbook_history(rb.name, journals(state_of(state, rb.state), sandbox))
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_history(data), nl=fmt == "json")
@@ -162,6 +165,12 @@ def history(runbook: Path, state: str | None, sandbox: bool, fmt: str) -> None:
 @handle_errors
 def status(run_id: str | None, state: str | None, fmt: str) -> None:
     """Show a run (default: the latest) as its journal tells it, or say there is none."""
+    from failover.engine import run_ids, run_state
+    from failover.engine.rollback import resources
+    from failover.liveness import assess
+    from failover.state import open_store
+    from failover.state.store import stamp
+
     store = open_store(state_of(state), read_only=True)
     if run_id is None:
         ids = run_ids(store)
@@ -223,6 +232,10 @@ def status(run_id: str | None, state: str | None, fmt: str) -> None:
 @handle_errors
 def report(run_id: str, state: str | None, fmt: str, output: Path | None) -> None:
     """Report on RUN_ID: measured RTO per service, timeline, failures, approvals, rollback."""
+    from failover.report import render_report, report_data
+    from failover.state import open_store
+    from failover.state.events import RunState
+
     journal = open_store(state_of(state), read_only=True)
     plan = journal.run_plan(run_id)
     events = journal.events(run_id)

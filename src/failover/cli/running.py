@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -36,26 +36,13 @@ from failover.cli.app import (
     who,
 )
 from failover.cli.signing import refuse_unsigned, signature_options, verified_signatures
-from failover.engine import Interrupt, Options, RunResult, execute, resume
-from failover.engine.remote import StoreApprover
-from failover.engine.start import new_run_id
-from failover.history import sandbox_root
-from failover.liveness import assess
-from failover.logs import configure as configure_logging
-from failover.metrics import check_writable, run_metrics
-from failover.metrics import write as write_metrics
-from failover.plan import Plan, Scenario
-from failover.planner import make_plan
-from failover.progress import LiveProgress
-from failover.report import render_report, report_data
-from failover.runbook import load_runbook
-from failover.sandbox import Sandbox, clock
 from failover.sandbox.clock import DEFAULT_SPEED
-from failover.state import open_store
-from failover.state.events import RESUMABLE, RunState
-from failover.state.sqlite import make_private_dirs
-from failover.state.store import StateStore
-from failover.terminal import TerminalApprover
+
+if TYPE_CHECKING:
+    from failover.engine import Interrupt, Options, RunResult
+    from failover.plan import Plan
+    from failover.sandbox import Sandbox
+    from failover.state.store import StateStore
 
 
 def run_options(func: F) -> F:
@@ -153,6 +140,8 @@ def _check_approvals(options: Options, plans: list[Plan]) -> None:
 
 def _approvals(options: Options, store: StateStore, run_id: str, wait: bool, two_person: bool) -> Options:
     """The run's options with out-of-band approvals and the two-person rule, as asked."""
+    from failover.engine.remote import StoreApprover
+
     if two_person and (options.auto_approve or options.approve_steps):
         raise click.UsageError(
             "--two-person: --auto-approve and --approve are approvals by whoever starts the run"
@@ -178,6 +167,8 @@ def _options(
     override_state: str | None = None,
     allow_endpoint: tuple[str, ...] = (),
 ) -> Options:
+    from failover.engine import Options
+
     if skip_check and not reason:
         raise click.UsageError("--skip-check needs --reason: say why the check is skipped")
     return Options(
@@ -195,6 +186,9 @@ def _options(
 
 
 def _print_result(result: RunResult, fmt: str, state: str) -> None:
+    from failover.liveness import assess
+    from failover.state.events import RESUMABLE
+
     if fmt == "json":
         doc = {
             "run_id": result.run_id,
@@ -244,6 +238,11 @@ def _signals(interrupt: Interrupt) -> Iterator[None]:
 def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) -> RunResult:
     """Start a run (or take one up again) the way the terminal allows: a live view and one
     approval prompt at a time on a terminal, JSON log lines otherwise; signals stop it cleanly."""
+    from failover.engine import Interrupt
+    from failover.logs import configure as configure_logging
+    from failover.progress import LiveProgress
+    from failover.terminal import TerminalApprover
+
     interrupt = Interrupt()
     options = replace(options, interrupt=interrupt)
     view = LiveProgress(plan) if sys.stderr.isatty() else None
@@ -276,6 +275,12 @@ def apply(
     **kwargs: Any,
 ) -> None:
     """Run a reviewed plan file exactly: preflight, steps in dependency order, rollback on failure."""
+    from failover.engine import execute
+    from failover.engine.start import new_run_id
+    from failover.metrics import run_metrics
+    from failover.metrics import write as write_metrics
+    from failover.state import open_store
+
     metrics = metrics_target(metrics_file)
     data, planned = read_plan(plan_file)
     verified, signers_approve = verified_signatures(plan_file, data, planned, kwargs)
@@ -294,6 +299,8 @@ def apply(
 
 def _fresh(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
+    from failover.state.sqlite import make_private_dirs
+
     make_private_dirs(path.parent)
     found, n = path, 1
     while True:
@@ -306,6 +313,9 @@ def _fresh(path: Path) -> Path:
 
 
 def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, Any]:
+    from failover.report import report_data
+    from failover.sandbox import clock
+
     arrivals = clock.ARRIVALS if result.state.sandbox else None  # the sandbox's, for detection lag
     return report_data(planned, result.state, store.events(result.run_id), arrivals)
 
@@ -376,6 +386,17 @@ def drill(
     **kwargs: Any,
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
+    from failover.engine import execute, resume
+    from failover.history import sandbox_root
+    from failover.metrics import check_writable, run_metrics
+    from failover.metrics import write as write_metrics
+    from failover.plan import Scenario
+    from failover.planner import make_plan
+    from failover.report import render_report
+    from failover.runbook import load_runbook
+    from failover.sandbox import Sandbox
+    from failover.state import open_store
+
     metrics = metrics_target(metrics_file)
     if report_file is not None:
         check_writable(report_file, "--report")  # before anything runs, not after
@@ -455,6 +476,10 @@ def resume_cmd(
 ) -> None:
     """Continue RUN_ID after its process died, it halted or was interrupted; steps that were in
     flight or in doubt are verified before anything runs again."""
+    from failover.engine import resume
+    from failover.state import open_store
+    from failover.state.events import RunState
+
     given = click.get_current_context().get_parameter_source("on_failure") == ParameterSource.COMMANDLINE
     store = open_store(state_of(state))
     recorded = RunState.replay(run_id, store.events(run_id))
@@ -478,6 +503,9 @@ def rollback_cmd(run_id: str, state: str | None, fmt: str) -> None:
     """Compensate every completed reversible step of RUN_ID, in reverse dependency order.
     Refused (exit 3) once a pivot began, while another process holds the run, and over a later
     run on the same services."""
+    from failover.engine import Options, resume
+    from failover.state import open_store
+
     store = open_store(state_of(state))
     planned = store.run_plan(run_id)
     options = Options(who=who(), auto_approve=True)  # a rollback asks for no approval

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from failover.cli.app import F, handle_errors, main, read_plan, stacked
 from failover.durations import parse_duration
 from failover.errors import RefusedError
-from failover.plan import Plan
-from failover.signatures import Policy, Verified, check
-from failover.sshsig import NAMESPACE, SignatureError, parse_signature, sign
+
+if TYPE_CHECKING:
+    from failover.plan import Plan
+    from failover.signatures import Verified
 
 PASSPHRASE_ENV = "FAILOVER_SIGNING_KEY_PASSPHRASE"
 
@@ -37,6 +38,8 @@ PASSPHRASE_ENV = "FAILOVER_SIGNING_KEY_PASSPHRASE"
 @handle_errors
 def sign_cmd(plan_file: Path, key: Path, output: Path | None) -> None:
     """Sign a plan file as its reviewer, in OpenSSH's sshsig format (namespace failover-plan)."""
+    from failover.sshsig import NAMESPACE, SignatureError, parse_signature, sign
+
     data = _plan_bytes(plan_file)
     target = output or plan_file.with_name(plan_file.name + ".sig")
     if target.exists():
@@ -136,6 +139,8 @@ def verified_signatures(
 ) -> tuple[list[Verified], bool]:
     """Check the plan file's bytes against the signature options (popped from ``kwargs``): the
     signatures that count, and whether the signers approve."""
+    from failover.signatures import Policy, check
+
     max_age = kwargs.pop("max_plan_age")
     try:
         max_age_s = parse_duration(max_age) if max_age else None

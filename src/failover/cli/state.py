@@ -7,9 +7,6 @@ import json
 import click
 
 from failover.cli.app import EXIT_BAD_INPUT, fail, handle_errors, main, state_of, state_opt
-from failover.engine import EXIT_REFUSED
-from failover.state import dynamodb_target, is_remote, open_store
-from failover.state.copy import audit, copy_runs
 
 
 @main.group()
@@ -24,6 +21,8 @@ def init(url: str) -> None:
     """Create the state at DIR|URL if it is not there: a directory, or a DynamoDB table
     (dynamodb://TABLE?region=REGION: on-demand capacity, point-in-time recovery). Running it again
     changes nothing and says so."""
+    from failover.state import dynamodb_target, is_remote, open_store
+
     if not is_remote(url):
         store = open_store(url)
         click.echo(f"{store.url}: state directory ready ({len(store.runs())} runs)")
@@ -42,6 +41,10 @@ def init(url: str) -> None:
 def copy(source: str, target: str, run_ids: tuple[str, ...]) -> None:
     """Copy runs (their plans and events) from FROM to TO (directories or DynamoDB URLs), each
     run's chain verified before and after. Runs TO has already are left as they are."""
+    from failover.engine import EXIT_REFUSED
+    from failover.state import open_store
+    from failover.state.copy import copy_runs
+
     src = open_store(source, read_only=True)
     dst = open_store(target)
     refused = 0
@@ -69,6 +72,10 @@ def copy(source: str, target: str, run_ids: tuple[str, ...]) -> None:
 def audit_cmd(run_id: str, state: str | None, head: str | None, fmt: str) -> None:
     """Verify RUN_ID's journal: each event's hash against the one before, the end against the
     run's record (and --head). Exit 0 when intact, 3 naming the first event that does not fit."""
+    from failover.engine import EXIT_REFUSED
+    from failover.state import open_store
+    from failover.state.copy import audit
+
     if head is not None and (len(head) != 64 or any(c not in "0123456789abcdef" for c in head)):
         fail(f"error: --head: expected 64 hex digits (a sha256), found {head!r}", EXIT_BAD_INPUT)
     verdict = audit(open_store(state_of(state), read_only=True), run_id, head)
