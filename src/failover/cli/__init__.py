@@ -1,7 +1,8 @@
 """The ``failover`` command: parses arguments, calls the library, prints. Nothing else.
 
-``app`` holds the group and what every command shares; ``planning``, ``running`` and ``reading``
-hold the commands that plan, run and read runs back; ``state`` those on the state itself.
+``app`` holds the group and what every command shares; ``planning``, ``running`` (and
+``drilling``) and ``reading`` hold the commands that plan, run and read runs back; ``signing``
+and ``approving`` those of reviewers and approvers; ``state`` those on the state itself.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import sys
 
 import click
 
-from failover.cli import approving, planning, reading, running, signing, state
+from failover.cli import approving, drilling, planning, reading, running, signing, state
 from failover.cli.app import main
 
 COMMANDS = (
     approving,
+    drilling,
     planning,
     reading,
     running,
