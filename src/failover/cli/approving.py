@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from failover.cli.app import STATE_HELP, handle_errors, main, state_of, who
+from failover.cli.app import handle_errors, main, state_of, state_opt, who
 from failover.errors import RefusedError, ScenarioError
 
 
@@ -15,7 +15,7 @@ def _answer(run_id: str, step: str, granted: bool, reason: str | None, state: st
     from failover.engine.contexts import Contexts
     from failover.engine.identity import cloud_callers
     from failover.engine.options import Options
-    from failover.engine.remote import answer, starter
+    from failover.engine.remote import answer, describe, latest_request, started_by
     from failover.providers import default_registry
     from failover.state import open_store
     from failover.state.events import RunState
@@ -36,11 +36,12 @@ def _answer(run_id: str, step: str, granted: bool, reason: str | None, state: st
     if not run.sandbox:  # the approver's own credentials, as the clouds know them
         contexts = Contexts(plan, Options(), Path(store.work_dir))
         clouds = cloud_callers(plan, default_registry(), contexts, run_id, time.monotonic())
-    started = starter(store, run_id)
+    started = started_by(events)
     answer(
         store,
         run_id,
         step,
+        latest_request(events, step),
         granted=granted,
         by=who(),
         clouds=clouds,
@@ -48,16 +49,15 @@ def _answer(run_id: str, step: str, granted: bool, reason: str | None, state: st
         starter=started,
         two_person=bool(started.get("two_person")),
     )
-    seen = ", ".join(f"{c} {v}" for c, v in sorted(clouds.items()))
     said = "approved" if granted else "denied"
-    click.echo(f"{said} {step} of run {run_id} as {who()}{f' ({seen})' if seen else ''}")
+    click.echo(f"{said} {step} of run {run_id} as {describe({'by': who(), 'clouds': clouds})}")
 
 
 @main.command("approve")
 @click.argument("run_id", metavar="RUN")
 @click.argument("step", metavar="STEP")
 @click.option("--reason", help="Why (journaled with the answer).")
-@click.option("--state", metavar="DIR|URL", help=STATE_HELP)
+@state_opt
 @handle_errors
 def approve(run_id: str, step: str, reason: str | None, state: str | None) -> None:
     """Approve a step a run waits on (apply --wait-for-approvals), from any terminal."""
@@ -68,7 +68,7 @@ def approve(run_id: str, step: str, reason: str | None, state: str | None) -> No
 @click.argument("run_id", metavar="RUN")
 @click.argument("step", metavar="STEP")
 @click.option("--reason", help="Why (journaled with the answer).")
-@click.option("--state", metavar="DIR|URL", help=STATE_HELP)
+@state_opt
 @handle_errors
 def deny(run_id: str, step: str, reason: str | None, state: str | None) -> None:
     """Deny a step a run waits on: the run stops there (and rolls back what it did, by default)."""

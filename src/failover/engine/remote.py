@@ -10,12 +10,13 @@ the run cannot answer its approvals: same cloud identity, or (where no cloud say
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from failover.engine.approvals import LOGIN_HINT, Approval
 from failover.errors import RefusedError
 from failover.plan import PlannedStep
+from failover.state.events import Event
 from failover.state.store import StateStore
 
 POLL_S = 1.0
@@ -27,10 +28,22 @@ def record_name(run_id: str, step: str, request: int) -> str:
     return f"approval/{run_id}/{step}/{request}"
 
 
-def latest_request(store: StateStore, run_id: str, step: str) -> int:
-    """The sequence number of the step's latest approval request (0 if none)."""
-    seqs = [e.seq for e in store.events(run_id) if e.kind == "approval_requested" and e.step == step]
-    return max(seqs, default=0)
+def latest_request(events: Iterable[Event], step: str) -> int:
+    """The sequence number of the step's latest approval request in a run's events (0 if none)."""
+    return max((e.seq for e in events if e.kind == "approval_requested" and e.step == step), default=0)
+
+
+def started_by(events: Iterable[Event]) -> Mapping[str, object]:
+    """Who started the run, as its journal says (login name and cloud identities)."""
+    first = next((e for e in events if e.kind == "run_started"), None)
+    return first.data if first is not None else {}
+
+
+def describe(identity: Mapping[str, object]) -> str:
+    """``by`` with its cloud identities, as an answer names who gave it."""
+    clouds = identity.get("clouds") or {}
+    seen = ", ".join(f"{c} {v}" for c, v in sorted(clouds.items())) if isinstance(clouds, Mapping) else ""
+    return f"{identity.get('by')}" + (f" ({seen})" if seen else "")
 
 
 def same_person(first: Mapping[str, object], second: Mapping[str, object]) -> str | None:
@@ -81,38 +94,26 @@ class StoreApprover:
         while self.clock() < until:
             events = self.store.events(self.run_id)
             since = max((e.seq for e in events if e.kind in ("run_started", "run_resumed")), default=0)
-            asked = [e.seq for e in events if e.kind == "approval_requested" and e.step == step.id]
-            request = max(asked, default=0)
+            request = latest_request(events, step.id)
             # this process's request, once the journal has it: never an answer to an earlier one
             found = (
                 self.store.get_record(record_name(self.run_id, step.id, request)) if request > since else None
             )
             if found is not None:
                 value = found.value
-                why = same_person(starter(self.store, self.run_id), value) if self.two_person else None
+                why = same_person(started_by(events), value) if self.two_person else None
                 if why is not None:
                     return Approval(False, str(value.get("by")), f"two-person rule: {why}")
-                return Approval(bool(value.get("granted")), _who(value), str(value.get("reason") or ""))
+                return Approval(bool(value.get("granted")), describe(value), str(value.get("reason") or ""))
             self.sleep(POLL_S)
         return Approval(False, "timeout", f"no answer within {timeout:g}s")
-
-
-def starter(store: StateStore, run_id: str) -> Mapping[str, object]:
-    """Who started the run, as its journal says (login name and cloud identities)."""
-    first = next((e for e in store.events(run_id) if e.kind == "run_started"), None)
-    return first.data if first is not None else {}
-
-
-def _who(value: Mapping[str, object]) -> str:
-    clouds = value.get("clouds") or {}
-    seen = ", ".join(f"{c} {v}" for c, v in sorted(clouds.items())) if isinstance(clouds, Mapping) else ""
-    return f"{value.get('by')}" + (f" ({seen})" if seen else "")
 
 
 def answer(
     store: StateStore,
     run_id: str,
     step: str,
+    request: int,
     *,
     granted: bool,
     by: str,
@@ -139,7 +140,7 @@ def answer(
         "reason": reason,
         "at": time.time(),
     }
-    name = record_name(run_id, step, latest_request(store, run_id, step))
+    name = record_name(run_id, step, request)
     try:
         store.put_record(name, value)
     except RefusedError:

@@ -102,12 +102,12 @@ def resume(
     plan = journal.run_plan(run_id)
     state = RunState.replay(run_id, journal.events(run_id))
     _refuse_outside_sandbox(run_id, state, options)
-    _refuse_endpoints(plan, _with_recorded(options, state.options or {}))  # what the run allowed
+    merged = _with_recorded(options, state.options or {})
+    _refuse_endpoints(plan, merged)  # what the run allowed, and what is allowed now
     if rollback or state.rollback_started:  # a resumed rollback is a rollback too
         _refuse_rollback(journal, run_id, plan, state)
     if state.finished and state.status not in RESUMABLE and not (rollback and state.status == "succeeded"):
         return RunResult(run_id, state.status, state.exit_code or 0, state.message, state)
-    merged = _with_recorded(options, state.options or {})
     if on_failure is not None:
         merged = replace(merged, on_failure=on_failure)
     if (
