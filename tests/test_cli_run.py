@@ -143,29 +143,37 @@ services:
     assert SimWorld(state).value("a") is None
 
 
-def test_drill_with_failback_writes_a_report(tmp_path: Path) -> None:
-    state = tmp_path / "s"
-    result = cli(
-        "drill",
-        str(SIM_SHOP),
-        "--from",
-        "east",
-        "--to",
-        "west",
-        "--failback",
-        "--auto-approve",
-        "--sim-speed",
-        "10000",
-        "--state",
-        str(state),
-        "--report",
-        str(tmp_path / "drill.md"),
-    )
-    assert result.exit_code == 0, result.output
-    report = (tmp_path / "drill.md").read_text()
-    assert "# Drill report: sim-shop, east -> west" in report
-    assert "# Drill report: sim-shop, west -> east" in report
-    assert SimWorld(state).value("edge-dns") == "east"
+def test_drill_with_failback_writes_one_report_with_both_legs_and_a_summary(tmp_path: Path) -> None:
+    def drill(state: str, report: str) -> dict[str, object] | str:
+        result = cli(
+            "drill", str(SIM_SHOP), "--from", "east", "--to", "west", "--failback", "--auto-approve",
+            "--sim-speed", "10000", "--state", str(tmp_path / state), "--report", str(tmp_path / report),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        text = (tmp_path / report).read_text()
+        return json.loads(text) if report.endswith(".json") else text
+
+    report = drill("s", "drill.md")
+    assert isinstance(report, str)
+    assert report.startswith("# Drill report: sim-shop, east -> west and back\n")
+    assert report.count("# Drill report") == 1  # one report, not two appended
+    assert "## Leg 1: east -> west (graceful)" in report
+    assert "## Leg 2: west -> east (graceful)" in report
+    assert "- drill **passed**: 2 run(s)" in report
+    assert "x10000 faster: the times below are not a real failover's" in report  # said at the top
+    assert SimWorld(tmp_path / "s").value("edge-dns") == "east"
+
+    doc = drill("j", "drill.json")
+    assert isinstance(doc, dict)
+    assert doc["kind"] == "drill"
+    summary, legs = doc["summary"], doc["legs"]
+    assert isinstance(summary, dict) and isinstance(legs, list)
+    assert [row["leg"] for row in summary["legs"]] == ["east -> west", "west -> east"]
+    assert [row["run_id"] for row in summary["legs"]] == [leg["run_id"] for leg in legs]
+    assert summary["ok"] is True
+    assert summary["started_at"] == legs[0]["started_at"]
+    assert summary["finished_at"] == legs[1]["finished_at"]
+    assert all(leg["environment"]["sim_speed"] == 10000 for leg in legs)
 
 
 def test_unknown_run_or_state_exits_2_and_creates_nothing(runbook: Path, tmp_path: Path) -> None:

@@ -189,5 +189,6 @@ def test_make_demo_runs_the_shop_drill_and_writes_its_report(
     monkeypatch.setenv("FAILOVER_STATE", str(tmp_path / ".failover"))
     _run_sh(commands, "Makefile demo")
     report = (tmp_path / "drill-report.md").read_text(encoding="utf-8")
-    assert report.startswith("# Drill report: shop, east -> west (graceful)")
-    assert "# Drill report: shop, west -> east (graceful)" in report
+    assert report.startswith("# Drill report: shop, east -> west and back\n")
+    assert "## Leg 2: west -> east (graceful)" in report
+    assert "- sandbox: end state equals the start state" in report

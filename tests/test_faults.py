@@ -83,7 +83,8 @@ def test_an_ungraceful_drill_with_its_source_down_fails_over_then_back_once_it_r
     )
     assert code == 0, out
     assert "faults: site-down:east" in out  # the failover's report says the source was down
-    assert "at the clouds' speed: the sandbox ran x300)" in out  # measured under the time model
+    assert "Faults rehearsed: `site-down:east`." in out  # at the top of the report
+    assert "at the clouds' speed (the sandbox ran x300)" in out  # measured under the time model
     assert "east back up to fail back" in out
     assert "end state equals the start state" in out
 

@@ -444,8 +444,8 @@ def test_a_drill_fails_back_gracefully_unless_told_otherwise(tmp_path: Path) -> 
         result = CliRunner().invoke(main, [*args, "--report", str(report), *extra])
         assert result.exit_code == 0, result.output
         text = report.read_text()
-        assert "# Drill report: sim-shop, east -> west (ungraceful)" in text
-        assert f"# Drill report: sim-shop, west -> east ({back})" in text
+        assert "## Leg 1: east -> west (ungraceful)" in text
+        assert f"## Leg 2: west -> east ({back})" in text
 
 
 class Counted(SimStep):

@@ -113,10 +113,27 @@ def test_predicted_rto_is_the_longest_weighted_path(doc: dict[str, object]) -> N
     longest = {}
     for node in nx.topological_sort(dag):
         longest[node] = weight[node] + max((longest[p] for p in dag.predecessors(node)), default=0)
-    assert plan.predicted_rto_s == max(longest.values(), default=0)
+    assert plan.predicted_done_s == max(longest.values(), default=0)
+    cutovers = [longest[s.id] for s in plan.steps if s.cutover]
+    assert plan.predicted_rto_s == (max(cutovers) if cutovers else plan.predicted_done_s)
     path = list(plan.critical_path)
-    assert sum(weight[s] for s in path) == plan.predicted_rto_s
+    assert sum(weight[s] for s in path) == plan.predicted_done_s
     assert all(dag.has_edge(a, b) for a, b in itertools.pairwise(path))
+
+
+@given(runbooks())
+def test_a_services_cutover_is_its_last_actions_on_the_target_site(doc: dict[str, object]) -> None:
+    plan = make_plan(load(doc), from_="east", to="west")
+    dag = step_dag(plan)
+    for svc in plan.services:
+        there = {
+            s.id
+            for s in plan.steps
+            if s.service == svc.name and s.kind == "action" and s.site == "west" and not s.skipped
+        }
+        last = {sid for sid in there if not (nx.descendants(dag, sid) & there)}
+        assert set(svc.cutover) == last
+        assert {s.id for s in plan.steps if s.service == svc.name and s.cutover} == last
 
 
 def test_sim_shop_orders_data_before_apps_before_traffic(sim_shop: Runbook) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 
 PlanFormat = Literal["text", "markdown", "json", "dot"]
 GraphFormat = Literal["text", "mermaid", "dot", "json"]
-ReportFormat = Literal["markdown", "json", "junit"]
+ReportFormat = Literal["markdown", "html", "json", "junit"]
 PLAN_FORMATS: tuple[PlanFormat, ...] = ("text", "markdown", "json", "dot")
 GRAPH_FORMATS: tuple[GraphFormat, ...] = ("text", "mermaid", "dot", "json")
-REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "json", "junit")
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("markdown", "html", "json", "junit")

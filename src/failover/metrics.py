@@ -8,9 +8,7 @@ redacted.
 
 from __future__ import annotations
 
-import calendar
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from failover.errors import MetricsError
 from failover.redact import redact_strings
+from failover.report.text import epoch
 
 if TYPE_CHECKING:
     from failover.engine import Readiness
@@ -82,8 +81,7 @@ def run_metrics(
         success.labels(*labels).set(1 if data["status"] == "succeeded" else 0)
         exit_code.labels(*labels).set(data.get("exit_code") or 0)
         if data.get("finished_at"):
-            at = time.strptime(data["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
-            finished.labels(*labels).set(calendar.timegm(at))
+            finished.labels(*labels).set(epoch(data["finished_at"]) or 0.0)
         rto = data["rto"]
         for metric, key in ((measured, "measured_s"), (predicted, "predicted_s"), (target, "target_s")):
             if (value := rto[key]) is not None:

@@ -90,6 +90,8 @@ class PlannedStep(NamedTuple):
     permissions: tuple[PermissionDoc, ...] = ()
     interval_s: float | None = None  # verify checks: how often to ask again until timeout_s
     resources: tuple[str, ...] = ()  # actions: the cloud resources it changes, by identity
+    cutover: bool = False  # the service's traffic reaches the target when this step is done
+    dns_ttl_s: float | None = None  # resolvers may answer with the old site this long after it
 
 
 class ServiceSummary(NamedTuple):
@@ -100,7 +102,9 @@ class ServiceSummary(NamedTuple):
     depends_on: tuple[str, ...] = ()
     rto_target_s: float | None = None
     rpo_target_s: float | None = None
-    predicted_s: float = 0.0
+    predicted_s: float = 0.0  # the predicted cutover (its RTO), or when it is done if it has none
+    predicted_done_s: float = 0.0  # when its last step is predicted done, drains included
+    cutover: tuple[str, ...] = ()  # the steps whose end is its cutover
 
 
 class PlannedSite(NamedTuple):
@@ -134,7 +138,8 @@ class Plan:
     preflight: tuple[PlannedCheck, ...] = ()
     steps: tuple[PlannedStep, ...] = ()
     rollback: tuple[str, ...] = ()
-    predicted_rto_s: float = 0.0
+    predicted_rto_s: float = 0.0  # the last cutover: when every service's traffic is at the target
+    predicted_done_s: float = 0.0  # the last step, drains included
     rto_target_s: float | None = None
     critical_path: tuple[str, ...] = ()
     services: tuple[ServiceSummary, ...] = ()
@@ -155,6 +160,7 @@ class Plan:
             "steps": [_plain(s) for s in self.steps],
             "rollback": list(self.rollback),
             "predicted_rto_s": self.predicted_rto_s,
+            "predicted_done_s": self.predicted_done_s,
             "rto_target_s": self.rto_target_s,
             "critical_path": list(self.critical_path),
             "services": [_plain(s) for s in self.services],

@@ -88,7 +88,7 @@ class _Planner:
             service = runbook.services[name]
             entry = tuple(t for dep in service.depends_on if dep in selected for t in terminals[dep])
             preflight += self._checks(name, service.preflight)
-            own = self._service_steps(name, service, _unique(entry))
+            own = _with_cutover(self._service_steps(name, service, _unique(entry)), scenario.to)
             steps += own
             terminals[name] = _terminals(own) if own else _unique(entry)
 
@@ -96,8 +96,10 @@ class _Planner:
         rollback = tuple(
             s.id for s in reversed(steps) if s.reversible and not s.skipped and not s.follows_pivot
         )
-        predicted = max(finish.values(), default=0.0)
+        done = max(finish.values(), default=0.0)
         services = self._summaries(order, steps, finish, terminals)
+        cutovers = [finish[s.id] for s in steps if s.cutover]
+        predicted = max(cutovers) if cutovers else done
         used = {s.site for s in steps} | {c.site for c in preflight}
         sites = tuple(
             PlannedSite(
@@ -118,6 +120,7 @@ class _Planner:
             steps=tuple(steps),
             rollback=rollback,
             predicted_rto_s=predicted,
+            predicted_done_s=done,
             rto_target_s=runbook.rto,
             critical_path=tuple(path),
             services=services,
@@ -291,6 +294,8 @@ class _Planner:
             follows_pivot=self._after_pivot(step_id, spec.pivot and not skipped, after),
             permissions=_permissions([*action.permissions(parsed, where), *self._secrets(params, where)]),
             resources=action.resources(parsed, where),
+            cutover=spec.cutover and not skipped,
+            dns_ttl_s=spec.dns_ttl,
         )
 
     def _secrets(self, params: Mapping[str, object], where: Placement) -> list[Permission]:
@@ -336,6 +341,7 @@ class _Planner:
         for name in order:
             service = self.runbook.services[name]
             done = max((finish[t] for t in terminals[name]), default=0.0)
+            cutover = tuple(s.id for s in steps if s.service == name and s.cutover)
             out.append(
                 ServiceSummary(
                     name=name,
@@ -343,7 +349,9 @@ class _Planner:
                     depends_on=tuple(service.depends_on),
                     rto_target_s=service.rto,
                     rpo_target_s=service.rpo,
-                    predicted_s=done,
+                    predicted_s=max((finish[c] for c in cutover), default=done),
+                    predicted_done_s=done,
+                    cutover=cutover,
                 )
             )
         return tuple(out)
@@ -365,7 +373,7 @@ class _Planner:
         for s in services:
             if s.rto_target_s is not None and s.predicted_s > s.rto_target_s:
                 out.append(
-                    f"service {s.name}: predicted done at {format_duration(s.predicted_s)}, "
+                    f"service {s.name}: predicted cutover at {format_duration(s.predicted_s)}, "
                     f"after its RTO target {format_duration(s.rto_target_s)}"
                 )
         skipped = sum(1 for s in steps if s.skipped) + sum(1 for c in preflight if c.skipped)
@@ -397,6 +405,19 @@ class _Planner:
 
 def _unique(ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
+
+
+def _with_cutover(steps: list[PlannedStep], target: str) -> list[PlannedStep]:
+    """A service's steps with its cutover marked: the steps the runbook marks ``cutover``, else the
+    actions on the target site that no other action there waits for (the service's last ones)."""
+    if any(s.cutover for s in steps):
+        return steps
+    there = {s.id for s in steps if s.kind == "action" and s.site == target and not s.skipped}
+    before: dict[str, set[str]] = {}  # each step's ancestors within the service
+    for s in steps:
+        before[s.id] = {a for dep in s.after if dep in before for a in (dep, *before[dep])}
+    waited = {a for s in steps if s.id in there for a in before[s.id]}
+    return [s._replace(cutover=True) if s.id in there and s.id not in waited else s for s in steps]
 
 
 def _terminals(steps: Sequence[PlannedStep]) -> tuple[str, ...]:

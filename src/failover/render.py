@@ -128,9 +128,15 @@ def _headline(plan: Plan) -> list[str]:
     return [
         f"Failover of {plan.runbook.name}: {s.from_} -> {s.to}, {s.mode} mode, {scope}",
         f"{len(plan.steps)} steps, {len(plan.preflight)} preflight checks, "
-        f"predicted RTO {format_duration(plan.predicted_rto_s)}{target}",
+        f"predicted RTO {format_duration(plan.predicted_rto_s)}{target}"
+        + _done(plan.predicted_done_s, plan.predicted_rto_s),
         f"fingerprint {plan.fingerprint}",
     ]
+
+
+def _done(done: float, cutover: float) -> str:
+    """When the last step is done, if later than the last cutover (the drains after it)."""
+    return f", all done at {format_duration(done)}" if done > cutover else ""
 
 
 def plan_summary(plan: Plan, written: str | None = None) -> str:
@@ -195,7 +201,7 @@ def plan_rich(plan: Plan) -> Group:
             Text(what),
             Text(", ".join(step.after)),
             format_duration(step.estimate_s),
-            _flags(step),
+            ", ".join(f for f in (_flags(step), "cutover" if step.cutover else "") if f),
             style=style,
         )
     parts.append(steps)
@@ -305,6 +311,7 @@ def plan_markdown(plan: Plan) -> str:
             f"{n}. **`{step.id}`** at {step.site}: {step.description}."
             f" Estimate {format_duration(step.estimate_s)}{after}{crit}."
             + (f" **{flags}**" if flags else "")
+            + (" Cutover: the service's RTO ends here." if step.cutover else "")
             + (f" *{step.skip_reason}.*" if step.skip_reason else "")
         )
         if step.note:
@@ -313,15 +320,19 @@ def plan_markdown(plan: Plan) -> str:
         "",
         "## Services",
         "",
-        "| service | tier | done at (predicted) | RTO target | RPO target |",
+        "The RTO of a service ends at its cutover: the steps marked `cutover`, else its last actions "
+        "on the target site.",
+        "",
+        "| service | tier | cutover (predicted) | done at | RTO target | RPO target |",
     ]
-    out.append("|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|")
     for svc in plan.services:
         rto = format_duration(svc.rto_target_s) if svc.rto_target_s is not None else "-"
         rpo = format_duration(svc.rpo_target_s) if svc.rpo_target_s is not None else "-"
         late = " (late)" if svc.rto_target_s is not None and svc.predicted_s > svc.rto_target_s else ""
         out.append(
-            f"| {svc.name} | {svc.tier or '-'} | {format_duration(svc.predicted_s)}{late} | {rto} | {rpo} |"
+            f"| {svc.name} | {svc.tier or '-'} | {format_duration(svc.predicted_s)}{late} "
+            f"| {format_duration(svc.predicted_done_s)} | {rto} | {rpo} |"
         )
     out += ["", "## Rollback", "", _rollback_sentence(plan), ""]
     irreversible = [st for st in plan.steps if st.kind == "action" and not st.reversible]

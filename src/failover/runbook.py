@@ -128,6 +128,16 @@ class StepSpec(_Model):
     description: str | None = Field(None, description="A note for reviewers, shown in the plan.")
     approval: bool = Field(False, description="Wait for an approval before this step.")
     pivot: bool = Field(False, description="Irreversible point of no return; implies approval.")
+    cutover: bool = Field(
+        False,
+        description="The service's traffic reaches the target here: its RTO ends when this step is "
+        "done. Default: the service's last actions on the target site.",
+    )
+    dns_ttl: Duration | None = Field(
+        None,
+        description="The longest TTL of the DNS records this step changes: resolvers may still "
+        "answer with the old site this long after it (reported next to the RTO).",
+    )
     rollback: Literal["auto", "none"] | None = Field(
         None, description="auto: the action's compensation; none: never rolled back."
     )

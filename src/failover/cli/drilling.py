@@ -29,6 +29,7 @@ from failover.sandbox.clock import DEFAULT_SPEED
 
 if TYPE_CHECKING:
     from failover.engine import Options
+    from failover.formats import ReportFormat
     from failover.sandbox import Sandbox
 
 
@@ -67,7 +68,8 @@ def _fresh(path: Path) -> Path:
     "--report",
     "report_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the Markdown report here (default: print it, unless --format json).",
+    help="Write the report here: HTML for a .html file, JSON for .json, JUnit XML for .xml, "
+    "else Markdown (default: print the Markdown, unless --format json).",
 )
 @click.option(
     "--sandbox",
@@ -119,7 +121,7 @@ def drill(
     from failover.metrics import write as write_metrics
     from failover.plan import Scenario
     from failover.planner import make_plan
-    from failover.report import render_report
+    from failover.report import drill_data, render_report
     from failover.runbook import load_runbook
     from failover.sandbox import Sandbox
     from failover.state import open_store
@@ -140,7 +142,7 @@ def drill(
     options = _options(**kwargs)
     _check_approvals(options, legs)
     spec = state_of(state, None if sandbox else rb.state)  # a sandbox never uses the runbook's
-    reports: list[str] = []
+    end_state: str | None = None
     datas: list[dict[str, Any]] = []
     undone: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
@@ -152,6 +154,7 @@ def drill(
                 site_overrides=box.site_overrides(),
                 sandbox=box.describe(),
                 sandbox_speed=box.speed,
+                faults=tuple(map(str, box.faults)),
             )
             if state is None:  # a fresh world each time: its runs are not the real ones
                 spec = str(_fresh(sandbox_root(spec) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
@@ -163,7 +166,6 @@ def drill(
             result = _run(planned, options, partial(execute, planned, store))
             _print_result(result, fmt, store.url)
             datas.append(_report(planned, store, result))
-            reports.append(render_report(datas[-1], "markdown"))
             if not result.ok:
                 break
         if undo and result.ok:
@@ -175,14 +177,22 @@ def drill(
             result = _run(legs[0], options, lambda opts: resume(run_id, store, opts, rollback=True))
             _print_result(result, fmt, store.url)
             undone.append(_report(legs[0], store, result))
-            reports.append(render_report(undone[-1], "markdown"))
         if box is not None and failback and result.ok:
-            click.echo(f"sandbox: {box.compare_with_start()}", err=True)
+            end_state = box.compare_with_start()
+            click.echo(f"sandbox: {end_state}", err=True)
     if report_file is not None or fmt == "text":
-        emit("\n".join(reports), report_file)
+        ran = datas + undone
+        doc = drill_data(ran, end_state) if len(ran) > 1 else ran[0]
+        emit(render_report(doc, _format_of(report_file)), report_file)
     if metrics is not None:
         write_metrics(run_metrics(datas, undone), metrics)
     sys.exit(result.exit_code)
+
+
+def _format_of(path: Path | None) -> ReportFormat:
+    """A report file's format, by its name."""
+    suffix = "" if path is None else path.suffix.lower()
+    return {".html": "html", ".htm": "html", ".json": "json", ".xml": "junit"}.get(suffix, "markdown")  # type: ignore[return-value]
 
 
 def _back_up(box: Sandbox | None, options: Options) -> Options:
@@ -190,4 +200,9 @@ def _back_up(box: Sandbox | None, options: Options) -> Options:
     if box is None or not box.site_overrides():
         return options
     click.echo(f"sandbox: {', '.join(box.lift_site_faults())} back up to fail back", err=True)
-    return replace(options, site_overrides=box.site_overrides(), sandbox=box.describe())
+    return replace(
+        options,
+        site_overrides=box.site_overrides(),
+        sandbox=box.describe(),
+        faults=tuple(map(str, box.faults)),
+    )

@@ -232,12 +232,12 @@ def status(run_id: str | None, state: str | None, fmt: str) -> None:
 @handle_errors
 def report(run_id: str, state: str | None, fmt: str, output: Path | None) -> None:
     """Report on RUN_ID: measured RTO per service, timeline, failures, approvals, rollback."""
-    from failover.report import render_report, report_data
+    from failover.report import lag_checks, render_report, report_data
     from failover.state import open_store
     from failover.state.events import RunState
 
     journal = open_store(state_of(state), read_only=True)
     plan = journal.run_plan(run_id)
     events = journal.events(run_id)
-    data = report_data(plan, RunState.replay(run_id, events), events)
+    data = report_data(plan, RunState.replay(run_id, events), events, lag_checks=lag_checks())
     emit(render_report(data, fmt), output)  # type: ignore[arg-type]

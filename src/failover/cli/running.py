@@ -293,11 +293,11 @@ def apply(
 
 
 def _report(planned: Plan, store: StateStore, result: RunResult) -> dict[str, Any]:
-    from failover.report import report_data
+    from failover.report import lag_checks, report_data
     from failover.sandbox import clock
 
     arrivals = clock.ARRIVALS if result.state.sandbox else None  # the sandbox's, for detection lag
-    return report_data(planned, result.state, store.events(result.run_id), arrivals)
+    return report_data(planned, result.state, store.events(result.run_id), arrivals, lag_checks())
 
 
 @main.command(name="resume")

@@ -70,6 +70,7 @@ class Options:
     """What the run's clouds are when they are a sandbox (recorded: such a run is never resumed
     against real clouds)."""
     sandbox_speed: float | None = None  # how many times faster than the clouds the sandbox ran
+    faults: tuple[str, ...] = ()  # the faults a sandbox drill rehearsed
     interrupt: Interrupt | None = None  # requests to stop (the command line feeds it signals)
     state_override: str | None = None
     """Why this run keeps its state elsewhere than its runbook's ``state:`` says (journaled)."""
@@ -95,6 +96,8 @@ class Options:
             "by": self.who,
             **({"sandbox": self.sandbox} if self.sandbox else {}),
             **({"sandbox_speed": self.sandbox_speed} if self.sandbox_speed else {}),
+            **({"faults": list(self.faults)} if self.faults else {}),
+            **({"sim_speed": self.sim_speed} if self.sim_speed != 1.0 else {}),
             **({"state_override": self.state_override} if self.state_override else {}),
             **({"allowed_endpoints": sorted(self.allowed_endpoints)} if self.allowed_endpoints else {}),
             **({"signatures": [dict(s) for s in self.signatures]} if self.signatures else {}),

@@ -277,6 +277,10 @@ class Action(_Described[P]):
 class Check(_Described[P]):
     """A read-only question to a cloud; it never changes anything."""
 
+    measures_lag: ClassVar[bool] = False
+    """Its observation is a replica's lag in seconds: what a failover right after it may lose
+    (reports give it as the achieved RPO)."""
+
     @abstractmethod
     def run(self, ctx: Context, params: P) -> CheckResult:
         """Ask the question and report what was seen."""

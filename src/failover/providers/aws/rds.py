@@ -353,6 +353,7 @@ class ReplicaLag(Check[ReplicaLagParams]):
     """Pass when the replica's lag stayed below the limit (the RPO) over the recent window."""
 
     name = "aws.rds.replica_lag"
+    measures_lag = True
     cloud = "aws"
     params_model = ReplicaLagParams
     default_estimate_s = 2.0
