@@ -116,3 +116,23 @@ def test_iam_policy_for_a_cloud_the_plan_does_not_use_says_so(tmp_path: Path) ->
     assert result.exit_code == 2 and "the plan needs no gcp permissions" in result.output
     result = cli("iam-policy", str(SIM_SHOP), "--from", "east", "--to", "west")
     assert result.exit_code == 2 and "needs no cloud permissions" in result.output
+
+
+def test_arguments_that_are_not_utf_8_get_a_message_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    not_utf8 = os.fsdecode(b"\xff\xfe.yaml")  # as the kernel hands such bytes to Python
+    for args in (
+        ["validate", not_utf8],
+        ["plan", str(SIM_SHOP), "--from", not_utf8, "--to", "west"],
+        ["graph", str(SIM_SHOP), "--impact", not_utf8],
+        ["iam-policy", str(SIM_SHOP), "--from", "east", "--to", "west", "--site", os.fsdecode(b"\xed\xa0")],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "failover.cli", *args], capture_output=True, check=False, cwd=tmp_path
+        )
+        err = done.stderr.decode("utf-8", "replace")
+        assert done.returncode == 2, (args, err)
+        assert "Traceback" not in err and "\\udc" in err, (args, err)  # the bytes, shown escaped
