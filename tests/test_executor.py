@@ -276,6 +276,30 @@ def test_no_answer_before_the_approval_timeout_is_a_denial(tmp_path: Path) -> No
     assert denied.data["by"] == "timeout"
 
 
+def test_an_approver_that_can_take_its_question_back_is_told_when_the_run_stops_waiting(
+    tmp_path: Path,
+) -> None:
+    plan = chain(2, pivot_at=1, extra="defaults: {approval_timeout: 200ms}\n")
+
+    class Prompt:
+        def __init__(self) -> None:
+            self.withdrawn: list[tuple[str, str]] = []
+            self.gone = threading.Event()
+
+        def __call__(self, step: PlannedStep, timeout: float) -> Approval:
+            self.gone.wait(5)
+            return Approval(True, "late", "")
+
+        def withdraw(self, step: PlannedStep, reason: str) -> None:
+            self.withdrawn.append((step.id, reason))
+            self.gone.set()
+
+    prompt = Prompt()
+    result = run(plan, tmp_path, approver=prompt)
+    assert result.exit_code == 3
+    assert prompt.withdrawn == [("s1.move", "no answer within 0.2s")]
+
+
 def test_ungraceful_mode_skips_the_source_and_tolerates_best_effort_failures(tmp_path: Path) -> None:
     plan = plan_from(
         """

@@ -58,6 +58,8 @@ def test_a_denial_from_another_terminal_stops_the_run(tmp_path: Path) -> None:
     assert child.returncode == 3, err
     assert "approval denied" in replayed(state).message
     assert SimWorld(state).values() == {}
+    # the other step's request, made at the same time, is taken back: no one need answer it
+    assert "no longer waiting for approval of db.promote: called off: the run is stopping" in err
 
 
 def test_with_the_two_person_rule_the_starter_cannot_approve(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import select
 import signal
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from failover.engine.approvals import Approval
+from failover.keys import LineEditor
 from failover.plan import PlannedStep
 from failover.terminal import TerminalApprover
 
@@ -271,22 +273,85 @@ def test_an_unknown_answer_re_asks_within_the_same_time_limit(tty: Tty, ask: Ask
     assert asked.result(timeout=3) == Approval(True, WHO, "answered at the terminal")
 
 
-def test_a_live_view_is_paused_while_a_prompt_is_on_screen(tty: Tty) -> None:
-    paused: list[bool] = [False]
+class Area:
+    """A prompt area, as a live view keeps one at its foot: what it shows, what stayed above it."""
 
-    @contextlib.contextmanager
-    def pause() -> Iterator[None]:
-        paused[0] = True
-        try:
-            yield
-        finally:
-            paused[0] = False
+    def __init__(self) -> None:
+        self.shown: tuple[str, str] | None = None
+        self.records: list[str] = []
+        self.changed = threading.Condition()
 
-    approver = TerminalApprover(WHO, input_fd=tty.slave, output=tty.output, pause=pause)
+    def show_prompt(self, text: str, typed: str) -> None:
+        with self.changed:
+            self.shown = (text, typed)
+            self.changed.notify_all()
+
+    def end_prompt(self, record: str) -> None:
+        with self.changed:
+            self.shown = None
+            self.records.append(record)
+            self.changed.notify_all()
+
+    def until(self, shown: Callable[[tuple[str, str] | None], bool]) -> tuple[str, str] | None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: shown(self.shown), timeout=3), self.shown
+            return self.shown
+
+
+def test_below_a_live_view_the_prompt_is_drawn_by_the_view_which_shows_what_is_typed(tty: Tty) -> None:
+    area = Area()
+    approver = TerminalApprover(WHO, input_fd=tty.slave, output=tty.output, area=area)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(approver, DB, 30)
+        question = (
+            "approval needed: PIVOT (irreversible) inventory-db.switchover at site west\n"
+            "  Promote the west replica to primary\n"
+            "  type inventory-db.switchover to approve, n to deny (30s left): "
+        )
+        area.until(lambda shown: shown == (question, ""))
+        assert not termios.tcgetattr(tty.slave)[3] & termios.ECHO  # the view shows what is typed
+        tty.type(b"inventory-db.swx")
+        area.until(lambda shown: shown == (question, "inventory-db.swx"))
+        tty.type(b"\x7f\x1b[Ditchover\r")  # backspace; an arrow key is dropped
+        assert asked.result(timeout=3) == Approval(True, WHO, "answered at the terminal")
+    assert area.records == [question + "inventory-db.switchover\n  approved"]
+    assert area.shown is None
+    assert termios.tcgetattr(tty.slave)[3] & termios.ECHO  # the terminal is as it was
+    assert tty.rest(0.2) == ""  # nothing was written around the view
+
+
+def test_below_a_live_view_an_unknown_answer_re_asks_and_ctrl_u_clears_the_line(tty: Tty) -> None:
+    area = Area()
+    approver = TerminalApprover(WHO, input_fd=tty.slave, output=tty.output, area=area)
     with ThreadPoolExecutor(max_workers=1) as pool:
         asked = pool.submit(approver, LB, 30)
-        tty.expect(PROMPT)
-        assert paused == [True]
-        tty.type(b"y\n")
-        assert asked.result(timeout=3).granted
-    assert paused == [False]
+        area.until(lambda shown: shown is not None)
+        tty.type(b"maybe\r")
+        again = "maybe\n  answer y or n (30s left): "
+        area.until(lambda shown: shown is not None and shown[0].endswith(again))
+        tty.type(b"yes, but\x15n\r")
+        assert asked.result(timeout=3) == Approval(False, WHO, "denied at the terminal")
+    assert area.records[0].endswith("(30s left): maybe\n  answer y or n (30s left): n\n  denied")
+
+
+def test_a_prompt_the_run_no_longer_waits_for_leaves_the_screen(
+    tty: Tty, approver: TerminalApprover, ask: Ask
+) -> None:
+    shown, queued = ask(LB, 30), ask(CACHE, 30)
+    tty.expect(r"left[^)]*\): ")
+    approver.withdraw(LB, "called off: the run is stopping")
+    assert shown.result(timeout=3) == Approval(False, WHO, "called off: the run is stopping")
+    said = tty.expect(r"\n(.*)\n").group(1)
+    assert said == "payments-lb.open not approved: called off: the run is stopping"
+    assert tty.expect(PROMPT).group(1) == CACHE.id  # the next one comes up
+    approver.withdraw(CACHE, "interrupted by SIGTERM")
+    assert queued.result(timeout=3) == Approval(False, WHO, "interrupted by SIGTERM")
+
+
+def test_keys_typed_at_a_prompt_drawn_by_the_view_are_edited_as_a_terminal_would() -> None:
+    editor = LineEditor()
+    editor.feed(b"ab\r\ncd\rxy\x7fz\x1b[1;5Aq\x15ok one two\x17")
+    assert (editor.lines, editor.text) == (["ab", "cd"], "ok one ")
+    editor.feed("é".encode()[:1])
+    editor.feed("é".encode()[1:] + b"\n\x04")
+    assert (editor.lines[-1], editor.ended) == ("ok one é", True)

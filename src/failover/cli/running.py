@@ -202,10 +202,16 @@ def _print_result(result: RunResult, fmt: str, state: str) -> None:
         click.echo(f"  (its state is in {state}: give those commands --state {state})")
 
 
+def _to_stderr(note: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(sys.stderr.fileno(), note.encode())
+
+
 @contextlib.contextmanager
-def _signals(interrupt: Interrupt) -> Iterator[None]:
+def _signals(interrupt: Interrupt, say: Callable[[str], None] = _to_stderr) -> Iterator[None]:
     """While a run goes on, SIGINT (Ctrl-C) and SIGTERM are requests to stop it, not tracebacks:
-    the first stops new steps from starting, the second stops waiting for those in flight."""
+    the first stops new steps from starting, the second stops waiting for those in flight.
+    ``say`` tells it, from the signal handler (a live view shows it in place)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -219,8 +225,7 @@ def _signals(interrupt: Interrupt) -> Iterator[None]:
             if interrupt.count == 1
             else f"\n{name} again: no longer waiting for the steps in flight (journaled as in doubt)\n"
         )
-        with contextlib.suppress(OSError):
-            os.write(sys.stderr.fileno(), note.encode())
+        say(note)
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -244,10 +249,10 @@ def _run(plan: Plan, options: Options, start: Callable[[Options], RunResult]) ->
     configure_logging(json_lines=view is None, level=logging.INFO if view is None else logging.WARNING)
     if sys.stdin.isatty() and not options.auto_approve and options.approver is None:  # made first: it
         # writes to the terminal itself
-        approver = TerminalApprover(options.who, pause=view.pause if view is not None else None)
+        approver = TerminalApprover(options.who, area=view)
         interrupt.on_request(lambda sig: approver.cancel(f"interrupted by {sig}"))
         options = replace(options, approver=approver)
-    with _signals(interrupt), contextlib.ExitStack() as stack:
+    with _signals(interrupt, view.tell if view is not None else _to_stderr), contextlib.ExitStack() as stack:
         if view is not None:
             options = replace(options, on_event=stack.enter_context(view).on_event)
         return start(options)

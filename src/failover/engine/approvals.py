@@ -2,16 +2,19 @@
 
 Flags (``--auto-approve``, ``--approve STEP``) answer at once. An approver (a callback of the
 library's caller, or the terminal's prompt queue) is asked in a thread of its own and waited for
-until the step's approval timeout; no answer in time, or an interruption, is a denial.
+until the step's approval timeout; no answer in time, or an interruption, is a denial. An approver
+that can take back a question (:class:`Withdrawable`: a prompt on screen) is told when the run
+stops waiting for its answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast, runtime_checkable
 
 from failover.plan import PlannedStep
 
@@ -30,6 +33,14 @@ class Approval:
 
 Approver = Callable[[PlannedStep, float], Approval]
 """Asked for an approval of a step, with the seconds it may take to answer."""
+
+
+@runtime_checkable
+class Withdrawable(Protocol):
+    """An approver that can take back a question the run no longer waits for."""
+
+    def withdraw(self, step: PlannedStep, reason: str) -> None:
+        """The run stopped waiting for an answer about ``step``, for ``reason``."""
 
 
 def signers(signatures: Iterable[Mapping[str, object]]) -> str | None:
@@ -80,10 +91,20 @@ def decide(
         left = until - time.monotonic()
         signal = interrupted()
         if signal is not None:
-            return Approval(False, who, f"interrupted by {signal}")
+            return _gave_up(approver, step, Approval(False, who, f"interrupted by {signal}"))
         if stopping():
-            return Approval(False, who, "called off: the run is stopping (another step failed or was denied)")
+            why = "called off: the run is stopping (another step failed or was denied)"
+            return _gave_up(approver, step, Approval(False, who, why))
         if left <= 0:
-            return Approval(False, "timeout", f"no answer within {step.approval_timeout_s:g}s")
+            why = f"no answer within {step.approval_timeout_s:g}s"
+            return _gave_up(approver, step, Approval(False, "timeout", why))
         answered.wait(min(left, TICK_S))
     return answers[0]
+
+
+def _gave_up(approver: Approver, step: PlannedStep, answer: Approval) -> Approval:
+    """The run's answer without the approver's: a question still on its screen is taken back."""
+    if isinstance(approver, Withdrawable):
+        with contextlib.suppress(Exception):  # one that breaks has not approved: nothing changes
+            approver.withdraw(step, answer.reason)
+    return answer

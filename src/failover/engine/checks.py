@@ -87,7 +87,13 @@ def preflight(
 
     try:
         if not ask_all(
-            asked, lambda c: c.timeout_s, one, options.clock, lambda: interrupt.requested, answered
+            asked,
+            lambda c: c.timeout_s,
+            one,
+            options.clock,
+            lambda: interrupt.requested,
+            answered,
+            recorder.publish,  # each answer is shown as it comes, not with the last
         ):
             return None
     except LeaseLostError as exc:
@@ -107,10 +113,11 @@ def ask_all(
     clock: Callable[[], float],
     give_up: Callable[[], bool],
     answered: Callable[[I, R | None], None],
+    between: Callable[[], None] = lambda: None,
 ) -> bool:
     """Ask ``ask_one(item, deadline)`` of every item at once; ``answered(item, result)`` as each
-    answers, with None for one that ran out of time (it is not waited for any longer). False
-    when ``give_up()`` ended the wait first."""
+    answers, with None for one that ran out of time (it is not waited for any longer), and
+    ``between()`` after each look at them. False when ``give_up()`` ended the wait first."""
     workers = Workers("failover-check")
     wake = threading.Event()
     pending: list[tuple[I, Call[R], float]] = []
@@ -128,6 +135,7 @@ def ask_all(
                 else:
                     still.append((item, call, deadline))
             pending = still
+            between()
             if pending and give_up():
                 return False
             if pending:

@@ -22,10 +22,9 @@ from failover.engine.recorder import MutedError, Recorder, StoppedError, Task
 from failover.engine.scheduler import Scheduler, slot_of
 from failover.engine.scheduler import Task as Work
 from failover.engine.workers import Workers
-from failover.errors import FailoverError, JournalWriteError
+from failover.errors import FailoverError
 from failover.plan import Plan, PlannedStep
 from failover.state.events import RunState, StepRecord
-from failover.state.store import StateStore
 
 TICK_S = 0.25  # how often the watch looks at interruptions when nothing else wakes it
 
@@ -46,7 +45,6 @@ class Forward:
     plan: Plan
     state: RunState
     options: Options
-    journal: StateStore
     recorder: Recorder
     runner: StepRunner
     interrupt: Interrupt
@@ -86,7 +84,7 @@ class Forward:
                     if self.sched.idle:
                         break
                     late, wait = self._late()
-                self._publish()
+                self.recorder.publish()  # `failover status` sees a step on a hung read
                 for i, task, why in late:
                     if self._give_up(self.plan.steps[i], task, why):
                         outcome = None if why is None else (self.plan.steps[i].best_effort, why)
@@ -253,11 +251,3 @@ class Forward:
         if why is None:
             return task.give_up(None)
         return task.give_up("step_failed", why, best_effort=step.best_effort, abandoned=True)
-
-    def _publish(self) -> None:
-        """Commit what is queued (steps that started, say), so that `failover status` sees a
-        step waiting on a hung read within a tick."""
-        try:
-            self.journal.flush_queued()
-        except JournalWriteError as exc:
-            self.recorder.fail(exc)

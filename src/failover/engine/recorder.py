@@ -16,7 +16,7 @@ from typing import Any
 
 from failover.engine.lease import LeaseKeeper
 from failover.errors import FailoverError, JournalWriteError, LeaseLostError
-from failover.plan import PlannedStep
+from failover.plan import Plan
 from failover.redact import PRE_REDACTED, redact
 from failover.state.events import Event
 from failover.state.store import StateStore
@@ -102,13 +102,14 @@ class Recorder:
         self,
         journal: StateStore,
         keeper: LeaseKeeper,
-        steps: Mapping[str, PlannedStep],
+        plan: Plan,
         log: Any,
         on_event: Callable[[Event], None] | None,
     ) -> None:
         self.journal = journal
         self.keeper = keeper
-        self.steps = steps
+        self.sites = {s.id: s.site for s in plan.steps}  # for the log lines
+        self.check_sites = {c.id: c.site for c in plan.preflight}
         self.log = log
         self.on_event = on_event
         self.lock = threading.Lock()
@@ -128,6 +129,14 @@ class Recorder:
         if self.failure is not None:
             raise StoppedError
         return self._write(kind, step, data)
+
+    def publish(self) -> None:
+        """Commit what is queued, so that the live view, the log and `failover status` see it
+        now rather than with the next event a side effect waits for."""
+        try:
+            self.journal.flush_queued()
+        except JournalWriteError as exc:
+            self.fail(exc)
 
     def fail(self, error: FailoverError) -> None:
         """Nothing more may start, because of ``error`` (the first reason is kept)."""
@@ -159,8 +168,10 @@ class Recorder:
             self._written(event)
 
     def _written(self, event: Event) -> None:
-        step = self.steps.get(event.step) if event.step is not None else None
-        site = step.site if step is not None else None
+        if event.step is not None:
+            site = self.sites.get(event.step)
+        else:  # a preflight check's answer says where it was asked
+            site = self.check_sites.get(str(event.data.get("check")))
         data = {f"{k}_" if k in _LOG_FIELDS else k: v for k, v in event.data.items() if k != "before"}
         log = getattr(self.log, _LEVELS.get(event.kind, "info"))
         log(event.kind, step=event.step, site=site, **data, **{PRE_REDACTED: True})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from failover.engine.approvals import LOGIN_HINT, Approval
 from failover.errors import RefusedError
@@ -82,6 +82,12 @@ class StoreApprover:
     say: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    withdrawn: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # step id: why
+
+    def withdraw(self, step: PlannedStep, reason: str) -> None:
+        """The run no longer waits for an answer about ``step``: say so, and stop looking."""
+        self.withdrawn[step.id] = reason
+        self.say(f"no longer waiting for approval of {step.id}: {reason}")
 
     def __call__(self, step: PlannedStep, timeout: float) -> Approval:
         where = f" --state {self.state}"
@@ -92,6 +98,8 @@ class StoreApprover:
         )
         until = self.clock() + timeout
         while self.clock() < until:
+            if step.id in self.withdrawn:
+                return Approval(False, "withdrawn", self.withdrawn.pop(step.id))  # the run has its answer
             events = self.store.events(self.run_id)
             since = max((e.seq for e in events if e.kind in ("run_started", "run_resumed")), default=0)
             request = latest_request(events, step.id)

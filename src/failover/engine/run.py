@@ -63,7 +63,7 @@ class Run:
         self.interrupt = options.interrupt or Interrupt()
         self.keeper = LeaseKeeper(journal, lease, options.lease_ttl)
         self.log = log.bind(run_id=lease.run_id, runbook=plan.runbook.name)
-        self.recorder = Recorder(journal, self.keeper, plan.steps_by_id, self.log, options.on_event)
+        self.recorder = Recorder(journal, self.keeper, plan, self.log, options.on_event)
         self.contexts = Contexts(plan, options, journal.work_dir)
         self.runner = StepRunner(self.run_id, registry, self.recorder, self.contexts, options, self.keeper)
 
@@ -128,7 +128,6 @@ class Run:
             self.plan,
             self._state(),
             self.options,
-            self.journal,
             self.recorder,
             self.runner,
             self.interrupt,
