@@ -35,15 +35,19 @@ lock:
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--custom-compile-command "make lock" --quiet $(LOCK_FLAGS) --output-file $(LOCK)
 
-# Programs the tests run besides Python: ssh-keygen (Debian's openssh-client), and a headless
-# browser that draws the HTML report (Debian's chromium: where it cannot be installed, the tests
-# that need it skip, naming it, unless CI=true).
+# Programs the tests run besides Python: ssh-keygen (Debian's openssh-client), a headless
+# browser that draws the HTML report (Debian's chromium) and a Prometheus server that the
+# prometheus.query check asks (Debian's prometheus, without the exporters it recommends). Where
+# chromium or prometheus cannot be installed, the tests that need it skip, naming it, unless CI=true.
 test-tools:
 	@command -v ssh-keygen >/dev/null || ( $(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y openssh-client )
 	@command -v chromium >/dev/null || ( $(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium ) || \
 		echo "chromium could not be installed: the HTML report's browser tests will skip"
+	@command -v prometheus >/dev/null || ( $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus ) || \
+		echo "prometheus could not be installed: the tests of the prometheus.query check will skip"
 
 DEMO := runbooks/shop.yaml
 

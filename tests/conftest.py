@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from failover.providers.base import Context, Placement
 from failover.runbook import Runbook, load_runbook
+from tests import prom_server
 from tests.servers import HungServer, RefusingPort
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +39,13 @@ sites:
     gcp: {project: p, region: us-west1}
     vars: {asg: asg-west, count: 5}
 """
+
+
+def check_context(state_dir: Path, seconds_left: float | None = None, site: str = "west") -> Context:
+    """The context of a check at ``site`` outside a run, on the real clock; with
+    ``seconds_left``, its deadline is that far away."""
+    deadline = None if seconds_left is None else time.monotonic() + seconds_left
+    return Context("run-1", "shop.signal", Placement(site), state_dir, deadline=deadline)
 
 
 @pytest.fixture
@@ -72,6 +82,33 @@ def refused() -> Iterator[str]:
     port = RefusingPort()
     yield port.url
     port.close()
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[prom_server.Exporter]:
+    """Gauges the tests set, served as /metrics for the Prometheus server to scrape."""
+    served = prom_server.Exporter()
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    exporter: prom_server.Exporter, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[prom_server.PrometheusServer]:
+    """A real Prometheus server (Debian's package) scraping ``exporter`` every second, stopped at
+    the end of the session. Without the program the tests skip, naming the package, except
+    with CI=true, where they fail."""
+    program = prom_server.binary()
+    if program is None:
+        package = prom_server.PACKAGE
+        why = f"needs a Prometheus server: Debian's {package} package (apt-get install {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    server = prom_server.start(program, tmp_path_factory.mktemp("prometheus"), exporter)
+    yield server
+    server.close()
 
 
 settings.register_profile("failover", deadline=None, print_blob=True)

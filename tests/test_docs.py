@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,40 @@ def test_every_action_and_check_of_a_cloud_provider_has_its_section(cloud: str) 
     assert names
     for name in names:
         assert f"\n### {name}\n" in doc, f"{name} has no section in docs/providers/{cloud}.md"
+
+
+def test_every_signal_check_has_its_section_with_every_parameter() -> None:
+    from failover.providers.signals import http_probe, prometheus
+
+    doc = (ROOT / "docs" / "providers" / "signals.md").read_text(encoding="utf-8")
+    for check in (*prometheus.PROVIDER.checks, *http_probe.PROVIDER.checks):
+        assert f"\n### {check.name}\n" in doc, f"{check.name} has no section in docs/providers/signals.md"
+        section = doc.split(f"\n### {check.name}\n", 1)[1].split("\n### ", 1)[0]
+        for name in check.params_model.model_fields:
+            assert f"| `{name}`" in section or f", `{name}`" in section, (
+                f"{check.name}'s parameter {name} is not in its table in docs/providers/signals.md"
+            )
+
+
+def test_the_signal_checks_examples_plan() -> None:
+    from failover.planner import make_plan
+    from failover.runbook import parse_runbook
+
+    runbook_part, verify_part = _blocks(ROOT / "docs" / "providers" / "signals.md", "yaml")
+    storefront = textwrap.indent(verify_part, "    ")
+    text = f"version: 1\nname: signals\n{runbook_part}  storefront:\n{storefront}"
+    plan = make_plan(parse_runbook(text, "signals.md"), from_="east", to="west")
+    described = {c.id: c.description for c in plan.preflight} | {s.id: s.description for s in plan.steps}
+    assert described["checkout.error-ratio"].startswith(
+        'Check at west that every sample of sum(rate(http_requests_total{service="checkout", code=~"5..", '
+        'site="west"}[5m])) / sum(rate(http_requests_total{service="checkout", site="west"}[5m])) on '
+        "Prometheus at http://prometheus.west:9090 is < 0.01"
+    )
+    assert described["checkout.pods-up"].endswith("is == 1 (an empty answer fails)")
+    assert described["storefront.storefront"] == (
+        "Check at west that GET https://west.shop.example.com/healthz answers 200 with a body matching "
+        '/"status":\\s*"ok"/ within 5s (redirects not followed)'
+    )
 
 
 DOC_PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "cli.md" and _blocks(p, "sh"))

@@ -12,8 +12,9 @@ from failover.providers.base import ENTRY_POINT_GROUP, Provider, Registry
 def builtin_providers() -> list[Provider]:
     """The providers that ship with failover."""
     from failover.providers import aws, gcp, sim
+    from failover.providers.signals import http_probe, prometheus
 
-    return [sim.PROVIDER, aws.PROVIDER, gcp.PROVIDER]
+    return [sim.PROVIDER, aws.PROVIDER, gcp.PROVIDER, prometheus.PROVIDER, http_probe.PROVIDER]
 
 
 def entry_point_providers() -> list[Provider]:
