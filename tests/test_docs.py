@@ -32,6 +32,7 @@ Exit codes, for every command:
 | 3 | refused for safety: preflight failed, stale or tampered plan, lock held (by a live run \
 too), approval denied, an unsafe rollback, a sandbox drill taken outside its sandbox; or the run \
 stopped because its lease was lost or the journal could not be written |
+| 4 | `watch --once`: a trigger fired and its action was done ([automatic failover](automatic-failover.md)) |
 | 130 | interrupted by SIGINT (Ctrl-C): journaled, with the command that takes the run up again |
 | 143 | interrupted by SIGTERM: the same |
 
@@ -108,6 +109,7 @@ def test_runbook_reference_documents_every_field() -> None:
         Site,
         StepSpec,
     )
+    from failover.runbook_triggers import NotifySpec, TriggerSpec
     from failover.sandbox import spec
 
     doc = (ROOT / "docs" / "runbook-reference.md").read_text(encoding="utf-8")
@@ -121,6 +123,8 @@ def test_runbook_reference_documents_every_field() -> None:
         Service,
         StepSpec,
         CheckSpec,
+        TriggerSpec,
+        NotifySpec,
         *sandbox,
     ):
         for name, field in model.model_fields.items():
@@ -182,7 +186,7 @@ DOC_PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "cli.md
 
 def _run_sh(lines: list[str], where: str) -> None:
     """Run the lines of ``sh`` blocks as a shell would: ``failover`` commands (and ``cp``), in
-    order, each expected to succeed."""
+    order, each expected to succeed, or to end with the code its comment says (``# exit 4: ...``)."""
     for line in lines:
         argv = shlex.split(line, comments=True)
         if not argv:
@@ -191,8 +195,9 @@ def _run_sh(lines: list[str], where: str) -> None:
             shutil.copy(argv[1], argv[2])
             continue
         assert argv[0] == "failover", f"{where}: {line!r}: sh blocks hold runnable failover commands"
+        said = re.search(r"#\s*exit (\d+)", line)
         result = CliRunner().invoke(main, argv[1:], catch_exceptions=False)
-        assert result.exit_code == 0, f"{where}: {line}\n{result.output}"
+        assert result.exit_code == (int(said.group(1)) if said else 0), f"{where}: {line}\n{result.output}"
 
 
 @pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.relative_to(ROOT / "docs").as_posix())

@@ -39,10 +39,13 @@ def sandbox_root(state: str) -> Path:
     return Path(DEFAULT_STATE if is_remote(state) else state) / "sandbox"
 
 
-def history(runbook: str, sources: Iterable[StateStore]) -> dict[str, Any]:
-    """Every finished run of ``runbook`` in ``sources``, oldest first, with per service figures."""
+def history(runbook: str, sources: Iterable[StateStore], triggers: Iterable[str] = ()) -> dict[str, Any]:
+    """Every finished run of ``runbook`` in ``sources``, oldest first, with per service figures,
+    and the incidents its ``triggers`` fired on, with their MTTD and MTTR."""
     runs: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
     for journal in sources:
+        incidents += _incidents(journal, runbook, triggers)
         for run_id, _, name, created in journal.runs():
             if name != runbook:
                 continue
@@ -59,8 +62,34 @@ def history(runbook: str, sources: Iterable[StateStore]) -> dict[str, Any]:
     runs.sort(key=lambda r: (r["created_at"], r["run_id"]))
     for run in runs:
         del run["created_at"]
-    doc = {"version": HISTORY_VERSION, "runbook": runbook, "runs": runs, "services": _services(runs)}
+    incidents.sort(key=lambda i: i["fired_at"] or "")
+    doc = {
+        "version": HISTORY_VERSION,
+        "runbook": runbook,
+        "runs": runs,
+        "services": _services(runs),
+        "incidents": incidents,
+    }
     return dict(redact_strings(doc))
+
+
+def _incidents(journal: StateStore, runbook: str, triggers: Iterable[str]) -> list[dict[str, Any]]:
+    """What the watchers kept of each trigger's incidents: its times (UTC) and the figures."""
+    from failover.report.data import iso
+    from failover.watch.records import TriggerRecord, incident_figures, record_name
+
+    found = []
+    for trigger in triggers:
+        for incident in TriggerRecord.read(journal, record_name(runbook, trigger)).incidents:
+            times = ("first_bad_at", "fired_at", "run_started_at", "cutover_at", "recovered_at")
+            found.append(
+                {
+                    **{k: v for k, v in incident.items() if k not in times},
+                    **{k: iso(incident.get(k)) for k in times},
+                    **incident_figures(incident),
+                }
+            )
+    return found
 
 
 def _before_undo(events: list[Event]) -> list[Event]:
@@ -151,7 +180,7 @@ def render_history(data: dict[str, Any]) -> str:
     """Plain text: the runs, then per direction the services' last, previous and predicted RTO."""
     data = redact_strings(data)
     lines = [f"History of {data['runbook']}: {len(data['runs'])} finished runs"]
-    if not data["runs"]:
+    if not data["runs"] and not data["incidents"]:
         lines.append("(none in this journal: sandbox drills are read with --sandbox)")
         return "\n".join(lines) + "\n"
     rows = [
@@ -178,4 +207,12 @@ def render_history(data: dict[str, Any]) -> str:
             rows.append([name, row["trend"] + missed, str(row["runs"]), *map(_dur, figures)])
         header = ["service", "trend", "runs", "last", "median before", "predicted", "target"]
         lines += ["", f"{direction}, succeeded runs:", *_table(header, rows, 2)]
+    if data["incidents"]:
+        phases = ("time_to_detect_s", "time_to_decide_s", "time_to_cutover_s", "time_to_recover_s")
+        rows = [
+            [i["trigger"], i["fired_at"] or "-", i.get("run_id") or "-", *(_dur(i[p]) for p in phases)]
+            for i in data["incidents"]
+        ]
+        header = ["trigger", "fired", "run", "to detect", "to decide", "to cut over", "to recover"]
+        lines += ["", "Incidents the watchers fired on:", *_table(header, rows, 3)]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,8 @@ from failover.report.text import epoch
 
 if TYPE_CHECKING:
     from failover.engine import Readiness
+    from failover.state.store import StateStore
+    from failover.watch.loop import Watcher
 
 SCENARIO = ("runbook", "from_site", "to_site", "mode")
 
@@ -133,6 +135,51 @@ def readiness_metrics(
     )
     for result in results:
         check_ok.labels(*labels, *_labels(result.id, result.site)).set(1 if result.ok else 0)
+    return registry
+
+
+def watch_metrics(runbook: str, watcher: Watcher, store: StateStore) -> CollectorRegistry:
+    """Gauges of a watcher: when it last evaluated (a dead-man: alert when it stops moving), each
+    trigger's state and signals, its last firing, and the figures of its last incident."""
+    from failover.watch.records import TriggerRecord, incident_figures, record_name
+    from failover.watch.state import STATES
+
+    registry = CollectorRegistry()
+    rb = _labels(runbook)
+
+    def gauge(name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(name, doc, ["runbook", *labels], registry=registry)
+
+    last = [e.at for e in watcher.last.values()]
+    gauge(
+        "failover_watch_last_evaluation_timestamp_seconds", "When the watcher last evaluated a trigger."
+    ).labels(*rb).set(max(last, default=0.0))
+    state = gauge("failover_trigger_state", "1 for the trigger's current state.", "trigger", "state")
+    bad = gauge("failover_trigger_bad_signals", "How many of the trigger's signals were bad.", "trigger")
+    signal_ok = gauge(
+        "failover_signal_ok", "1 if the signal was good at its last evaluation.", "trigger", "signal", "site"
+    )
+    fired = gauge("failover_trigger_last_fired_timestamp_seconds", "When the trigger last fired.", "trigger")
+    incident = gauge(
+        "failover_incident_seconds",
+        "The last incident of the trigger: time to detect, decide, cut over and recover.",
+        "trigger",
+        "phase",
+    )
+    for name, evaluation in watcher.last.items():
+        labels = (*rb, *_labels(name))
+        for each in STATES:
+            state.labels(*labels, each).set(1 if evaluation.state == each else 0)
+        bad.labels(*labels).set(sum(1 for r in evaluation.signals if not r.ok))
+        for r in evaluation.signals:
+            signal_ok.labels(*labels, *_labels(r.id, r.site)).set(1 if r.ok else 0)
+        record = TriggerRecord.read(store, record_name(runbook, name))
+        if record.memory.fired_at is not None:
+            fired.labels(*labels).set(record.memory.fired_at)
+        if record.incidents:
+            for phase, value in incident_figures(record.incidents[-1]).items():
+                if value is not None:
+                    incident.labels(*labels, phase.removeprefix("time_to_").removesuffix("_s")).set(value)
     return registry
 
 

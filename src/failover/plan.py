@@ -145,6 +145,9 @@ class Plan:
     services: tuple[ServiceSummary, ...] = ()
     sites: tuple[PlannedSite, ...] = ()
     warnings: tuple[str, ...] = ()
+    stop_when: tuple[PlannedCheck, ...] = ()
+    """Checks asked while the run is in flight: one that fails halts it (before a pivot: rolls
+    back)."""
     made_at: str | None = None
     """When the plan file was made (UTC, ISO 8601), for ``apply --max-plan-age``; the planner
     itself leaves it out (it is pure), the ``plan`` command sets it."""
@@ -166,6 +169,7 @@ class Plan:
             "services": [_plain(s) for s in self.services],
             "sites": [_plain(s) for s in self.sites],
             "warnings": list(self.warnings),
+            **({"stop_when": [_plain(c) for c in self.stop_when]} if self.stop_when else {}),
             **({"made_at": self.made_at} if self.made_at is not None else {}),
         }
 

@@ -51,6 +51,14 @@ def make_plan(
     return _Planner(runbook, scenario, registry or default_registry()).plan()
 
 
+def trigger_plans(runbook: Runbook, trigger: str, registry: Registry | None = None) -> tuple[Plan, Plan]:
+    """The signals and the guard of ``runbook``'s trigger, each as the preflight checks of a
+    read-only plan (``failover watch`` asks them as ``failover check`` asks a plan's)."""
+    spec = runbook.triggers[trigger]
+    scenario = Scenario(from_=spec.from_, to=spec.to)
+    return _Planner(runbook, scenario, registry or default_registry()).signals(trigger)
+
+
 def _permissions(items: list[Permission]) -> tuple[PermissionDoc, ...]:
     if not items:
         return ()
@@ -100,17 +108,8 @@ class _Planner:
         services = self._summaries(order, steps, finish, terminals)
         cutovers = [finish[s.id] for s in steps if s.cutover]
         predicted = max(cutovers) if cutovers else done
-        used = {s.site for s in steps} | {c.site for c in preflight}
-        sites = tuple(
-            PlannedSite(
-                name,
-                None if spec.aws is None else spec.aws.model_dump(mode="json"),
-                None if spec.gcp is None else spec.gcp.model_dump(mode="json"),
-                dict(spec.concurrency) or None,
-            )
-            for name, spec in runbook.sites.items()
-            if name in used
-        )
+        stop_when = self._stop_when()
+        used = {s.site for s in steps} | {c.site for c in (*preflight, *stop_when)}
         return Plan(
             runbook=RunbookRef(
                 name=runbook.name, sha256=runbook.sha256, path=runbook.path, state=runbook.state
@@ -124,9 +123,51 @@ class _Planner:
             rto_target_s=runbook.rto,
             critical_path=tuple(path),
             services=services,
-            sites=sites,
+            sites=self._sites(used),
+            stop_when=stop_when,
             warnings=self._warnings(predicted, services, steps, preflight),
         )
+
+    def _sites(self, used: set[str]) -> tuple[PlannedSite, ...]:
+        """Where the clouds run at each site the plan acts on or asks."""
+        return tuple(
+            PlannedSite(
+                name,
+                None if spec.aws is None else spec.aws.model_dump(mode="json"),
+                None if spec.gcp is None else spec.gcp.model_dump(mode="json"),
+                dict(spec.concurrency) or None,
+            )
+            for name, spec in self.runbook.sites.items()
+            if name in used
+        )
+
+    def _stop_when(self) -> tuple[PlannedCheck, ...]:
+        specs = self.runbook.stop_when
+        return tuple(
+            self._check("stop_when", spec, check_id("stop_when", spec, specs[:i]), ("stop_when", i))
+            for i, spec in enumerate(specs)
+        )
+
+    def signals(self, trigger: str) -> tuple[Plan, Plan]:
+        """A trigger's signals and its guard, each as the preflight checks of a read-only plan."""
+        spec = self.runbook.triggers[trigger]
+        ref = RunbookRef(name=self.runbook.name, sha256=self.runbook.sha256, path=self.runbook.path)
+        plans = []
+        for part, specs in (("signals", spec.signals), ("guard", spec.guard)):
+            checks = tuple(
+                self._check(
+                    trigger, c, check_id(f"{trigger}.{part}", c, specs[:i]), ("triggers", trigger, part, i)
+                )
+                for i, c in enumerate(specs)
+            )
+            # a signal that does not answer within the trigger's interval is bad: none waits longer
+            checks = tuple(
+                c._replace(timeout_s=min(c.timeout_s, spec.every)) if specs[i].timeout is None else c
+                for i, c in enumerate(checks)
+            )
+            sites = self._sites({c.site for c in checks})
+            plans.append(Plan(runbook=ref, scenario=self.scenario, preflight=checks, sites=sites))
+        return plans[0], plans[1]
 
     # --- per service ---------------------------------------------------------------------------
 
@@ -171,23 +212,29 @@ class _Planner:
 
     def _checks(self, service: str, specs: Sequence[CheckSpec]) -> list[PlannedCheck]:
         return [
-            self._check(service, spec, check_id(service, spec, specs[:i]), ("preflight", i))
+            self._check(
+                service, spec, check_id(service, spec, specs[:i]), ("services", service, "preflight", i)
+            )
             for i, spec in enumerate(specs)
         ]
 
-    def _check(self, service: str, spec: CheckSpec, cid: str, where_in: tuple[str, int]) -> PlannedCheck:
+    def _check(
+        self, owner: str, spec: CheckSpec, cid: str, path: tuple[str | int, ...], *, verify: bool = False
+    ) -> PlannedCheck:
+        """A check of a service (``services.NAME.preflight|verify.I``), or of a trigger's signals
+        or guard, or a stop condition: ``owner`` is the service or trigger."""
         check: AnyCheck = self.registry.check(spec.check)
         where = self._where(spec.site, check.cloud)
-        params, parsed = self._params(("services", service, *where_in), check, spec.with_)
+        params, parsed = self._params(path, check, spec.with_)
         skipped, best_effort, reason = self._skip(where.site, spec.ungraceful)
         if self.scenario.mode not in spec.modes:
             skipped, best_effort = True, False
             reason = f"runs only in {' and '.join(spec.modes)} mode"
-        default = self.defaults.check_timeout if where_in[0] == "preflight" else self.defaults.verify_timeout
+        default = self.defaults.verify_timeout if verify else self.defaults.check_timeout
         self._homed(cid, check, skipped)
         return PlannedCheck(
             id=cid,
-            service=service,
+            service=owner,
             check=spec.check,
             site=where.site,
             params=params,
@@ -221,7 +268,13 @@ class _Planner:
         for i, check in enumerate(service.verify):
             cid = check_id(name, check, service.verify[:i])
             interval = check.interval if check.interval is not None else self.defaults.verify_interval
-            own.append(self._verify(self._check(name, check, cid, ("verify", i)), last, interval))
+            own.append(
+                self._verify(
+                    self._check(name, check, cid, ("services", name, "verify", i), verify=True),
+                    last,
+                    interval,
+                )
+            )
         return own
 
     def _reordered_steps(

@@ -19,11 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
     PrivateAttr,
-    StringConstraints,
 )
 
 from failover.durations import Duration
@@ -31,15 +29,19 @@ from failover.errors import Problem, RunbookError, ScenarioError
 from failover.providers import default_registry
 from failover.providers.base import Placement, Registry
 from failover.redact import register_secret, secret_values_in
+from failover.runbook_parts import MODES as MODES
+from failover.runbook_parts import NAME_PATTERN as NAME_PATTERN
+from failover.runbook_parts import CheckSpec as CheckSpec
+from failover.runbook_parts import Mode as Mode
+from failover.runbook_parts import Name as Name
+from failover.runbook_parts import OnSourceDown as OnSourceDown
+from failover.runbook_parts import _Model
+from failover.runbook_triggers import TriggerSpec
 from failover.sandbox.spec import Sandbox
 from failover.secrets import parse_ref
 from failover.source import PathPart, parse_yaml
 from failover.templating import Lookup, TemplateError
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
-Mode = Literal["graceful", "ungraceful"]
-MODES: tuple[Mode, ...] = ("graceful", "ungraceful")
 SITE_REFS = ("to", "from")
 
 
@@ -47,10 +49,6 @@ ResolvedKey = tuple[PathPart | None, ...]
 """(*path of the step or check, from, to); from and to are None where nothing is templated."""
 Resolved = tuple[dict[str, JsonValue], BaseModel]
 """Parameters with references filled in, and the action's or check's parsed model of them."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class AwsPlacement(_Model):
@@ -95,27 +93,6 @@ class Defaults(_Model):
     check_timeout: Duration = Field(30.0, description="How long one preflight check may take.")
     verify_timeout: Duration = Field(300.0, description="How long a verify check may poll before it fails.")
     verify_interval: Duration = Field(2.0, description="How often a verify check asks again.")
-
-
-OnSourceDown = Literal["skip", "best_effort"]
-
-
-class CheckSpec(_Model):
-    """A read-only check, before anything changes (preflight) or after a service moved (verify)."""
-
-    id: Name | None = Field(None, description="Id for --skip-check; default SERVICE.CHECK.")
-    check: str = Field(description="Registered check name, e.g. sim.check.")
-    site: str = Field(description="${to}, ${from} or a site name.")
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    description: str | None = None
-    ungraceful: OnSourceDown = Field(
-        "skip", description="On the source site in ungraceful mode: skip or best_effort."
-    )
-    timeout: Duration | None = Field(
-        None, description="How long it may take (preflight) or poll (verify); default from defaults."
-    )
-    interval: Duration | None = Field(None, description="Verify checks: how often to ask again.")
-    modes: list[Mode] = Field(default_factory=lambda: list(MODES), description="Modes this check runs in.")
 
 
 class StepSpec(_Model):
@@ -181,6 +158,14 @@ class _Header(_Model):
         "or rollback (undo the failover's own steps: active-active runbooks that only move traffic).",
     )
     sandbox: Sandbox | None = Field(None, description="Resources a --sandbox drill creates first.")
+    triggers: dict[Name, TriggerSpec] = Field(
+        default_factory=dict, description="What `failover watch` evaluates, and does when one fires."
+    )
+    stop_when: list[CheckSpec] = Field(
+        default_factory=list,
+        description="Checks asked while a run is in flight; one that fails halts it "
+        "(before a pivot: rolls back).",
+    )
     state: str | None = Field(
         None,
         pattern=r"^dynamodb://[A-Za-z0-9_.-]{3,255}\?region=[a-z]{2}(-[a-z]+)+-[0-9]+$",

@@ -25,10 +25,12 @@ from failover.runbook import (
     check_id,
     site_lookup,
 )
+from failover.runbook_parts import CheckSpec
 from failover.runbook_problems import _problems_from
 from failover.secrets import refs_in
 from failover.source import PathPart, Source, format_path
 from failover.templating import TemplateError, references, render, unresolved
+from failover.watch.state import Condition
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -60,6 +62,8 @@ class _Validator:
             self._check_graph(services)
             if header is not None:
                 self._check_services(header, services)
+        if header is not None:
+            self._check_triggers(header)
         if self.problems or header is None or services is None:
             raise RunbookError(self.problems)
         fields = {name: getattr(header, name) for name in _Header.model_fields}
@@ -150,13 +154,7 @@ class _Validator:
             for kind in ("preflight", "verify"):
                 for i, spec in enumerate(getattr(service, kind)):
                     path = (*base, kind, i)
-                    check = self.registry.find_check(spec.check)
-                    self._check_site(header, path, spec.site, check)
-                    if check is None:
-                        self.add((*path, "check"), self.registry.unknown_message("check", spec.check))
-                    else:
-                        self._check_params(header, path, spec.with_, check, pairs)
-                        self._check_secrets(header, path, spec.site, spec.with_)
+                    self._check_one(header, path, spec, pairs)
                     cid = check_id(name, spec, getattr(service, kind)[:i])
                     if spec.id is not None and spec.id in step_ids:
                         self.add(
@@ -171,6 +169,61 @@ class _Validator:
                             f"{format_path(check_ids[cid])}): give each check a unique id",
                         )
                     check_ids.setdefault(cid, path)
+
+    def _check_triggers(self, header: _Header) -> None:
+        """Triggers and stop conditions: sites, a condition that can hold, checks and their
+        parameters in the trigger's own direction, and a quorum before an automatic failover."""
+        pairs = [(f, t) for f, t in itertools.permutations(sorted(header.sites), 2)]
+        for i, spec in enumerate(header.stop_when):
+            self._check_one(header, ("stop_when", i), spec, pairs)
+        for name, trigger in header.triggers.items():
+            base: tuple[PathPart, ...] = ("triggers", name)
+            known = True
+            for key, site in (("from", trigger.from_), ("to", trigger.to)):
+                if site not in header.sites:
+                    known = False
+                    self.add(
+                        (*base, key),
+                        f"unknown site {site!r}; sites: {', '.join(sorted(header.sites))}"
+                        f"{_did_you_mean(site, header.sites)}",
+                    )
+            if known and trigger.from_ == trigger.to:
+                self.add((*base, "to"), f"from and to are both {trigger.to!r}: expected two different sites")
+            try:
+                condition = Condition.parse(trigger.when, len(trigger.signals))
+            except ValueError as exc:
+                self.add((*base, "when"), str(exc))
+                condition = None
+            if trigger.action == "failover":
+                if trigger.plan is None:
+                    self.add(
+                        (*base, "action"), "action failover runs a plan made in advance: expected plan: FILE"
+                    )
+                if condition is not None and condition.need < 2:
+                    self.add(
+                        (*base, "when"),
+                        'an automatic failover needs a quorum of independent signals: expected "N of M" '
+                        f"with N >= 2, found {trigger.when!r}",
+                    )
+            elif not trigger.notify:
+                self.add(
+                    (*base, "notify"), "action notify tells someone: expected at least one notify target"
+                )
+            pair = [(trigger.from_, trigger.to)] if known and trigger.from_ != trigger.to else pairs[:1]
+            for part in ("signals", "guard"):
+                for i, spec in enumerate(getattr(trigger, part)):
+                    self._check_one(header, (*base, part, i), spec, pair)
+
+    def _check_one(
+        self, header: _Header, path: tuple[PathPart, ...], spec: CheckSpec, pairs: list[tuple[str, str]]
+    ) -> None:
+        check = self.registry.find_check(spec.check)
+        self._check_site(header, path, spec.site, check)
+        if check is None:
+            self.add((*path, "check"), self.registry.unknown_message("check", spec.check))
+        else:
+            self._check_params(header, path, spec.with_, check, pairs)
+            self._check_secrets(header, path, spec.site, spec.with_)
 
     def _check_steps(
         self,

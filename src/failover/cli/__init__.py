@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from failover.cli import approving, drilling, planning, reading, running, signing, state
+from failover.cli import approving, drilling, planning, reading, running, signing, state, watching
 from failover.cli.app import main
 
 COMMANDS = (
@@ -22,6 +22,7 @@ COMMANDS = (
     running,
     signing,
     state,
+    watching,
 )  # imported for the commands they add to ``main``
 
 

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from failover.sandbox import Sandbox
 
 
-def _fresh(path: Path) -> Path:
+def sandbox_state(state: str) -> str:
+    """A fresh directory for a sandbox's runs, under ``state``'s sandbox folder: its runs are
+    not the real ones."""
+    from failover.history import sandbox_root
+
+    return str(fresh_dir(sandbox_root(state) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+
+
+def fresh_dir(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``... if a drill of the same second has it already."""
     from failover.state.sqlite import make_private_dirs
 
@@ -116,7 +124,6 @@ def drill(
 ) -> None:
     """Plan and run a failover of RUNBOOK (and with --failback, the way back), then report."""
     from failover.engine import execute, resume
-    from failover.history import sandbox_root
     from failover.metrics import check_writable, run_metrics
     from failover.metrics import write as write_metrics
     from failover.plan import Scenario
@@ -157,7 +164,7 @@ def drill(
                 faults=tuple(map(str, box.faults)),
             )
             if state is None:  # a fresh world each time: its runs are not the real ones
-                spec = str(_fresh(sandbox_root(spec) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+                spec = sandbox_state(spec)
             click.echo(f"sandbox: {box.describe()}; state in {spec}", err=True)
         store = open_store(spec)
         for n, planned in enumerate(legs):

@@ -154,7 +154,7 @@ def history(runbook: Path, state: str | None, sandbox: bool, fmt: str) -> None:
     from failover.runbook import load_runbook
 
     rb = load_runbook(runbook)
-    data = runbook_history(rb.name, journals(state_of(state, rb.state), sandbox))
+    data = runbook_history(rb.name, journals(state_of(state, rb.state), sandbox), tuple(rb.triggers))
     click.echo(json.dumps(data, indent=2) if fmt == "json" else render_history(data), nl=fmt == "json")
 
 

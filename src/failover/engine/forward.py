@@ -67,6 +67,15 @@ class Forward:
         )
         self.workers = Workers("failover-step")
 
+    def stop(self, what: str, why: str) -> None:
+        """Stop starting steps, as a failed step would (a stop condition went bad): the run
+        ends with ``what`` as its failure once the steps in flight end."""
+        with self.lock:
+            if not self.failure:
+                self.failure.append((what, why))
+            self.sched.stop()
+        self.wake.set()
+
     def run(self) -> tuple[str, str] | None:
         """Run every step not yet done; (step id, why) of the first failure, or None."""
         with self.lock:

@@ -72,6 +72,7 @@ class Options:
     sandbox_speed: float | None = None  # how many times faster than the clouds the sandbox ran
     faults: tuple[str, ...] = ()  # the faults a sandbox drill rehearsed
     interrupt: Interrupt | None = None  # requests to stop (the command line feeds it signals)
+    stop_every: float = 5.0  # how often the plan's stop conditions are asked while steps run
     state_override: str | None = None
     """Why this run keeps its state elsewhere than its runbook's ``state:`` says (journaled)."""
     allowed_endpoints: frozenset[str] = frozenset()

@@ -23,6 +23,7 @@ from failover.engine.lease import LeaseKeeper
 from failover.engine.options import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Options, RunResult
 from failover.engine.recorder import Recorder, StoppedError
 from failover.engine.rollback import Ending, Rollback, pivots_begun
+from failover.engine.stopping import StopWatch
 from failover.errors import JournalWriteError, LeaseLostError
 from failover.plan import Plan
 from failover.providers.base import Registry
@@ -133,7 +134,10 @@ class Run:
             self.interrupt,
             self.log,
         )
-        failure = forward.run()
+        with StopWatch(
+            self.plan, self.options, self.registry, self.recorder, self.contexts, self.keeper, forward.stop
+        ):
+            failure = forward.run()
         if self.interrupt.requested:
             return self._interrupted("")
         if failure is None:

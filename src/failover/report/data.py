@@ -92,6 +92,7 @@ def report_data(
         "approvals": _approvals(events, t0),
         "rollback": [s["id"] for s in steps if s["compensated"]],
         "best_effort_failures": list(state.best_effort_failures),
+        "stopped_by": None if state.stopped_by is None else _stopped(state.stopped_by, t0),
         "sandbox": state.sandbox,
         "journal": {"events": len(events), "head": events[-1].hash if events else GENESIS},
     }
@@ -108,6 +109,13 @@ def iso(at: float | None) -> str | None:
 
 def _since(t0: float, at: float | None) -> float | None:
     return None if at is None else round(at - t0, 3)
+
+
+def _stopped(found: dict[str, object], t0: float) -> dict[str, object]:
+    """The stop condition that stopped the run: which check, where, what it saw, and when."""
+    at = found.get("at")
+    when = float(at) if isinstance(at, int | float) else None
+    return {**{k: v for k, v in found.items() if k != "at"}, "at": iso(when), "at_s": _since(t0, when)}
 
 
 def _observations(events: Iterable[Event]) -> dict[str, tuple[object, float]]:

@@ -68,6 +68,12 @@ def headline(d: dict[str, Any]) -> list[str]:
             f"DNS: resolvers may answer with the old site until {dur(worst['until_s'])} into the run "
             f"({dur(worst['ttl_s'])} TTL of the records `{worst['step']}` changed), on top of the RTO"
         )
+    stop = d.get("stopped_by")
+    if stop:
+        out.append(
+            f"**stopped by stop condition `{stop['check']}`** at {stop['site']}, {stop['at']} "
+            f"(+{dur(stop['at_s'])}): {stop['message']} (observed {stop['observed']!r})"
+        )
     done, measured = rto["done_s"], rto["measured_s"]
     drains = rto["predicted_done_s"] > rto["predicted_s"]  # the plan has steps after its last cutover
     if done is not None and measured is not None and done > measured and (drains or done - measured >= 1):

@@ -56,6 +56,7 @@ RUN_EVENTS = frozenset(
         "check_skipped",
         "preflight_passed",
         "rollback_started",
+        "stop_condition",
         "run_halted",
         "run_interrupted",
         "run_finished",
@@ -117,6 +118,7 @@ class RunState:
     rollback_started: bool = False
     undo: bool = False  # the rollback undoes a run that had succeeded
     interrupted: str | None = None  # the signal or request that interrupted it last
+    stopped_by: dict[str, object] | None = None  # the stop condition that went bad: check, observed
     best_effort_failures: list[str] = field(default_factory=list)
     steps: dict[str, StepRecord] = field(default_factory=dict)
     checks: dict[str, CheckRecord] = field(default_factory=dict)
@@ -183,6 +185,8 @@ class RunState:
         elif kind == "rollback_started":
             self.rollback_started = True
             self.undo = bool(d.get("undo"))
+        elif kind == "stop_condition":
+            self.stopped_by = {"at": e.at, **d}
         elif kind == "run_interrupted":
             self.interrupted = str(d.get("signal"))
         elif kind == "run_finished":
