@@ -266,3 +266,18 @@ def test_a_notification_leads_to_the_run_a_person_starts_and_its_time_to_decide(
     assert incident["recovered_at"] is not None
     text = _in(folder, "history", "shop.yaml").output
     assert "Incidents the watchers fired on:" in text and row.run_id in text
+
+
+def test_pagerduty_gets_an_events_v2_trigger_one_incident_per_firing(hook: Receiver) -> None:
+    from failover.watch.notify import Firing, pagerduty_body, send
+
+    firing = Firing("shop", "east-down", "east", "west", "failover", "2026-11-26T23:00:00.000Z",
+                    [{"id": "a", "site": "east", "ok": False, "observed": 0.3, "message": "0.3 >= 0.05"}],
+                    run_id="R1")  # fmt: skip
+    assert send(hook.url, pagerduty_body(firing, "routing-key-1")) is None
+    (body,) = hook.bodies
+    assert (body["routing_key"], body["event_action"]) == ("routing-key-1", "trigger")
+    assert body["dedup_key"] == "failover:shop:east-down:2026-11-26T23:00:00.000Z"
+    assert body["payload"]["severity"] == "critical"
+    assert body["payload"]["custom_details"]["run_id"] == "R1"
+    assert send("http://127.0.0.1:9/hook", {}) is not None  # nobody listens: said, not raised

@@ -177,12 +177,12 @@ def _watch(
     from failover.logs import configure
     from failover.metrics import watch_metrics
     from failover.metrics import write as write_metrics
-    from failover.watch.loop import Watcher
+    from failover.watch.loop import Watched, Watcher
     from failover.watch.notify import send
     from failover.watch.runs import figures
 
     configure()  # the evaluations' logs on standard error: JSON lines unless on a terminal
-    watched = [_watched(rb, name, options.sandbox_speed or 1.0) for name in names]
+    watched = [Watched.of(rb, name, options.sandbox_speed or 1.0) for name in names]
     watcher = Watcher(
         rb.name,
         watched,
@@ -219,33 +219,6 @@ def _seconds(text: str) -> float:
 def _not_sent(url: str, body: dict[str, Any]) -> None:
     """In a sandbox, nobody is told: what would have been sent is shown instead."""
     click.echo(f"sandbox: not sent to {url}: {body.get('text', '')}", err=True)
-
-
-def _watched(rb: Runbook, name: str, speed: float) -> Watched:
-    """A trigger of ``rb``, ready to evaluate; in a sandbox running ``speed`` times faster than
-    the clouds, its durations are that many times shorter too."""
-    from failover.planner import trigger_plans
-    from failover.watch.loop import Target, Watched
-    from failover.watch.state import Condition, Timing
-
-    spec = rb.triggers[name]
-    signals, guard = trigger_plans(rb, name)
-    targets = tuple(
-        Target("webhook", n.webhook) if n.webhook else Target("pagerduty", n.pagerduty_url, n.pagerduty)
-        for n in spec.notify
-    )
-    return Watched(
-        name=name,
-        from_=spec.from_,
-        to=spec.to,
-        action=spec.action,
-        condition=Condition.parse(spec.when, len(spec.signals)),
-        timing=Timing(spec.every / speed, spec.for_ / speed, spec.clear_for / speed, spec.cooldown / speed),
-        signals=signals,
-        guard=guard,
-        targets=targets,
-        plan_file=spec.plan,
-    )
 
 
 def _start(

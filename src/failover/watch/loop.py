@@ -20,7 +20,9 @@ from failover.engine.checks import Readiness, readiness
 from failover.engine.options import Options
 from failover.engine.start import new_run_id
 from failover.plan import Plan
+from failover.planner import trigger_plans
 from failover.report.data import iso
+from failover.runbook import Runbook
 from failover.state.store import StateStore
 from failover.watch.notify import Firing, pagerduty_body, send, webhook_body
 from failover.watch.records import TriggerRecord, record_name, update
@@ -53,6 +55,32 @@ class Watched:
     guard: Plan  # the target's health, the same way
     targets: tuple[Target, ...] = ()
     plan_file: str | None = None
+
+    @classmethod
+    def of(cls, runbook: Runbook, name: str, speed: float = 1.0) -> Watched:
+        """``runbook``'s trigger ``name``, ready to evaluate; in a sandbox running ``speed`` times
+        faster than the clouds, its durations are that many times shorter too."""
+        spec = runbook.triggers[name]
+        signals, guard = trigger_plans(runbook, name)
+        return cls(
+            name=name,
+            from_=spec.from_,
+            to=spec.to,
+            action=spec.action,
+            condition=Condition.parse(spec.when, len(spec.signals)),
+            timing=Timing(
+                spec.every / speed, spec.for_ / speed, spec.clear_for / speed, spec.cooldown / speed
+            ),
+            signals=signals,
+            guard=guard,
+            targets=tuple(
+                Target("webhook", n.webhook)
+                if n.webhook
+                else Target("pagerduty", n.pagerduty_url, n.pagerduty)
+                for n in spec.notify
+            ),
+            plan_file=spec.plan,
+        )
 
 
 Starter = Callable[[Watched, str], None]

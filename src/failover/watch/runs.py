@@ -8,8 +8,6 @@ from typing import Any
 
 from failover.errors import RefusedError
 from failover.plan import Plan
-from failover.report.data import report_data
-from failover.report.text import epoch
 from failover.state.events import RunState
 from failover.state.store import StateStore
 
@@ -59,15 +57,12 @@ def refuse_unless_away(store: StateStore, runbook: str, trigger: str, from_: str
 
 
 def figures(store: StateStore, run_id: str) -> dict[str, Any] | None:
-    """A run's status, start and last cutover (epoch seconds), once it finished; None before."""
-    events = store.events(run_id)
-    state = RunState.replay(run_id, events)
+    """A run's status, start and last cutover (epoch seconds, as journaled), once it finished;
+    None before."""
+    state = RunState.replay(run_id, store.events(run_id))
     if not state.finished:
         return None
     plan: Plan = store.run_plan(run_id)
-    data = report_data(plan, state, events)
-    return {
-        "status": state.status,
-        "started_at": state.started_at,
-        "cutover_at": epoch(data["rto"]["cutover_at"]),
-    }
+    steps = [s for s in plan.steps if s.cutover] or list(plan.steps)
+    ends = [at for s in steps if (at := state.step(s.id).finished_at) is not None]
+    return {"status": state.status, "started_at": state.started_at, "cutover_at": max(ends, default=None)}
