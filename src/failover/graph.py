@@ -90,7 +90,9 @@ def cycles(successors: Mapping[str, Sequence[str]]) -> list[list[str]]:
     """One cycle of each strongly connected component that has one, sorted, each starting at its
     least node: the first cycle a depth-first search from that node meets, following each node's
     successors in order. Successors that are not keys of ``successors`` are ignored."""
-    found = []
+    found: list[list[str]] = []
+    if not any(successors.values()):  # no edges (steps in the order written): no cycle
+        return found
     for component in _components(successors):
         start = min(component)
         if len(component) == 1 and start not in successors[start]:
