@@ -1,8 +1,9 @@
 """Planner at scale: a synthetic layered topology of 10,000 services, ~30,000 edges, 3 steps each.
 
-Prints, measured in one run: plan time, the ratio plan time / networkx topological_sort of the
-same step graph, JSON render time, load time, and peak RSS. Targets: plan <= 1 s, ratio <= 10,
-peak RSS <= 500 MB.
+Prints, measured in one run: the time to load and validate the runbook (YAML text to a validated
+Runbook, the first load of the process), plan time, the ratio plan time / networkx
+topological_sort of the same step graph, JSON render time, and peak RSS. Targets: load +
+validate <= 3 s, plan <= 1 s, ratio <= 10, peak RSS <= 500 MB.
 
     python benchmarks/plan_scale.py [--services N] [--edges-per-service K] [--repeat R]
 """
@@ -10,6 +11,7 @@ peak RSS <= 500 MB.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import resource
 import sys
@@ -59,6 +61,7 @@ def topology(services: int, edges_per_service: int, layers: int, seed: int) -> s
 def best_of(repeat: int, func):  # type: ignore[no-untyped-def]
     best, result = float("inf"), None
     for _ in range(repeat):
+        gc.collect()  # what earlier work left to the collector is not this measurement's
         start = time.perf_counter()
         result = func()
         best = min(best, time.perf_counter() - start)
@@ -98,14 +101,14 @@ def main() -> int:
         f"topology            {len(runbook.services)} services, {edges} dependency edges, "
         f"{len(plan.steps)} steps, {graph.number_of_edges()} step edges"
     )
-    print(f"load + validate     {load_s:8.3f} s")
+    print(f"load + validate     {load_s:8.3f} s   (target <= 3 s)")
     print(f"plan                {plan_s:8.3f} s   (target <= 1 s)")
     print(f"nx topological_sort {topo_s:8.3f} s   of the same step graph")
     print(f"ratio plan / topo   {ratio:8.1f}     (target <= 10)")
     print(f"ratio plan / (build graph + topo) {plan_s / build_s:5.1f}")
     print(f"render JSON         {json_s:8.3f} s   ({len(doc) / 1e6:.1f} MB)")
     print(f"peak RSS            {rss_mb:8.0f} MB  (target <= 500 MB)")
-    ok = plan_s <= 1.0 and ratio <= 10 and rss_mb <= 500
+    ok = load_s <= 3.0 and plan_s <= 1.0 and ratio <= 10 and rss_mb <= 500
     print("targets             " + ("met" if ok else "NOT met"))
     return 0 if ok else 1
 

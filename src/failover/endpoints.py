@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import JsonValue
-from urllib3.util import parse_url
 
 from failover.plan import Plan
 
@@ -43,6 +42,8 @@ class Endpoint:
         in later): such an endpoint is never honoured."""
         if _UNSAFE.search(self.url):
             return ""
+        from urllib3.util import parse_url  # here: most plans name no endpoint, and urllib3 is slow to import
+
         url = self.url if "//" in self.url else f"//{self.url}"  # a bare host (GCP's endpoint)
         ours = (urlsplit(url).hostname or "").lower().rstrip(".")
         theirs = (parse_url(url).host or "").lower().strip("[]").rstrip(".")

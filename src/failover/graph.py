@@ -1,25 +1,31 @@
-"""The service dependency graph: order, closure, impact and critical path (networkx).
+"""The service dependency graph: order, cycles, closure, impact and critical path.
 
 Edges point from a dependency to its dependent (``orders-db -> checkout``): the direction in which
-a failover proceeds, data before apps before traffic.
+a failover proceeds, data before apps before traffic. Order, cycles and the critical path are
+computed here; the graph as a whole (closure, impact, the ``graph`` command) is a networkx graph,
+imported when one is first made.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import TypeVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, TypeVar
 
 from failover.errors import ScenarioError
-from failover.runbook import Runbook
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from failover.runbook import Runbook
 
 N = TypeVar("N", bound=Hashable)
 
 
 def service_graph(runbook: Runbook) -> nx.DiGraph:
     """Services as nodes (with ``tier``), an edge from each dependency to its dependent."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     for name, service in runbook.services.items():
         graph.add_node(name, tier=service.tier)
@@ -30,6 +36,8 @@ def service_graph(runbook: Runbook) -> nx.DiGraph:
 
 def closure(graph: nx.DiGraph, services: Iterable[str]) -> set[str]:
     """The services and everything they depend on, transitively."""
+    import networkx as nx
+
     out: set[str] = set()
     for service in services:
         if service not in graph:
@@ -44,6 +52,8 @@ def impact(graph: nx.DiGraph, service: str) -> set[str]:
     """Every service that depends on ``service``, transitively: what breaks if it moves or fails."""
     if service not in graph:
         raise ScenarioError(f"unknown service {service!r}; services: {', '.join(sorted(graph.nodes))}")
+    import networkx as nx
+
     return set(nx.descendants(graph, service))
 
 
@@ -74,6 +84,89 @@ def stable_order(depends_on: Mapping[str, Sequence[str]]) -> list[str]:
     if len(order) != len(names):
         raise ValueError("dependency cycle among: " + ", ".join(n for n in names if waiting[n]))
     return order
+
+
+def cycles(successors: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """One cycle of each strongly connected component that has one, sorted, each starting at its
+    least node: the first cycle a depth-first search from that node meets, following each node's
+    successors in order. Successors that are not keys of ``successors`` are ignored."""
+    found: list[list[str]] = []
+    if not any(successors.values()):  # no edges (steps in the order written): no cycle
+        return found
+    for component in _components(successors):
+        start = min(component)
+        if len(component) == 1 and start not in successors[start]:
+            continue
+        cycle = _first_cycle(start, component, successors)
+        least = cycle.index(min(cycle))
+        found.append(cycle[least:] + cycle[:least])
+    return sorted(found)
+
+
+def _components(successors: Mapping[str, Sequence[str]]) -> list[set[str]]:
+    """The strongly connected components (Tarjan's algorithm, without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in successors:
+        if root in index:
+            continue
+        work = [(root, iter(successors[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, todo = work[-1]
+            for nxt in todo:
+                if nxt not in successors:
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(successors[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    found.append(component)
+    return found
+
+
+def _first_cycle(start: str, component: set[str], successors: Mapping[str, Sequence[str]]) -> list[str]:
+    """The first cycle a depth-first search from ``start`` inside ``component`` closes."""
+    path, at, visited = [start], {start: 0}, {start}
+    work = [iter(successors[start])]
+    while work:
+        for nxt in work[-1]:
+            if nxt not in component:
+                continue
+            if nxt in at:
+                return path[at[nxt] :]
+            if nxt not in visited:
+                visited.add(nxt)
+                at[nxt] = len(path)
+                path.append(nxt)
+                work.append(iter(successors[nxt]))
+                break
+        else:
+            work.pop()
+            del at[path.pop()]
+    raise ValueError(f"no cycle through {start!r}")  # a component of more than one node has one
 
 
 def dependencies(runbook: Runbook, selected: Iterable[str] | None = None) -> dict[str, Sequence[str]]:

@@ -391,10 +391,14 @@ class _Planner:
         terminals: dict[str, tuple[str, ...]],
     ) -> tuple[ServiceSummary, ...]:
         out = []
+        cutovers: dict[str, list[str]] = {}
+        for step in steps:
+            if step.cutover:
+                cutovers.setdefault(step.service, []).append(step.id)
         for name in order:
             service = self.runbook.services[name]
             done = max((finish[t] for t in terminals[name]), default=0.0)
-            cutover = tuple(s.id for s in steps if s.service == name and s.cutover)
+            cutover = tuple(cutovers.get(name, ()))
             out.append(
                 ServiceSummary(
                     name=name,

@@ -6,9 +6,8 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -23,6 +22,9 @@ from failover.graph import dependencies, impact, service_graph, stable_order
 from failover.plan import Plan, PlannedCheck, PlannedStep
 from failover.redact import redact, secret_values_in
 from failover.runbook import Runbook
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def render_plan(plan: Plan, fmt: PlanFormat = "text", *, width: int = 120) -> str:

@@ -39,7 +39,7 @@ from failover.runbook_parts import _Model
 from failover.runbook_triggers import TriggerSpec
 from failover.sandbox.spec import Sandbox
 from failover.secrets import parse_ref
-from failover.source import PathPart, parse_yaml
+from failover.source import PathPart, parse_yaml, paused_gc
 from failover.templating import Lookup, TemplateError
 
 SITE_REFS = ("to", "from")
@@ -311,10 +311,12 @@ def parse_runbook(text: str, file: str = "<string>", registry: Registry | None =
     """Validate runbook text; ``file`` is only used in messages."""
     from failover.runbook_validation import _Validator  # here: it imports this module
 
-    source = parse_yaml(text, file)
-    for value in secret_values_in(_parameters(source.data)):  # no output of this process shows them
-        register_secret(value)
-    runbook = _Validator(source, registry or default_registry()).run()
+    registry = registry or default_registry()
+    with paused_gc():  # a runbook of 10,000 services is a million objects, all kept
+        source = parse_yaml(text, file)
+        for value in secret_values_in(_parameters(source.data)):  # no output of this process shows them
+            register_secret(value)
+        runbook = _Validator(source, registry).run()
     runbook._path = None if file.startswith("<") else file
     runbook._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return runbook

@@ -7,10 +7,10 @@ import itertools
 import re
 from typing import Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from failover.errors import Problem, RunbookError
+from failover.graph import cycles
 from failover.providers.base import AnyAction, AnyCheck, Registry
 from failover.runbook import (
     NAME_PATTERN,
@@ -124,8 +124,7 @@ class _Validator:
                     )
 
     def _check_graph(self, services: dict[str, Service]) -> None:
-        graph = nx.DiGraph()
-        graph.add_nodes_from(services)
+        graph: dict[str, list[str]] = {name: [] for name in services}
         for name, service in services.items():
             for i, dep in enumerate(service.depends_on):
                 if dep not in self.service_names:
@@ -134,8 +133,8 @@ class _Validator:
                         f"unknown service {dep!r}{_did_you_mean(dep, self.service_names)}",
                     )
                 elif dep in services:
-                    graph.add_edge(name, dep)
-        for cycle in _cycles(graph):
+                    graph[name].append(dep)
+        for cycle in cycles(graph):
             first = cycle[0]
             index = services[first].depends_on.index(cycle[1 % len(cycle)])
             self.add(
@@ -262,8 +261,7 @@ class _Validator:
             else:
                 self._check_params(header, path, step.with_, action, pairs)
                 self._check_secrets(header, path, step.site, step.with_)
-        order = nx.DiGraph()
-        order.add_nodes_from(seen)
+        order: dict[str, list[str]] = {step_id: [] for step_id in seen}
         for i, step in enumerate(service.steps):
             for j, dep in enumerate(step.after or []):
                 if dep not in seen:
@@ -272,8 +270,8 @@ class _Validator:
                         f"unknown step {dep!r} in this service{_did_you_mean(dep, seen)}",
                     )
                 else:
-                    order.add_edge(step.id, dep)
-        for cycle in _cycles(order):
+                    order[step.id].append(dep)
+        for cycle in cycles(order):
             self.add(
                 (*base, "steps", seen[cycle[0]], "after"),
                 f"step order cycle: {' -> '.join([*cycle, cycle[0]])}",
@@ -366,17 +364,3 @@ class _Validator:
                 if sig not in seen:
                     seen.add(sig)
                     self.problems.append(problem)
-
-
-def _cycles(graph: nx.DiGraph) -> list[list[str]]:
-    """One cycle per strongly connected component that has one, each starting at its least node."""
-    found = []
-    for component in nx.strongly_connected_components(graph):
-        nodes = sorted(component)
-        if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
-            continue
-        edges = nx.find_cycle(graph.subgraph(nodes), source=nodes[0])
-        cycle = [u for u, _ in edges]
-        start = cycle.index(min(cycle))
-        found.append(cycle[start:] + cycle[:start])
-    return sorted(found)

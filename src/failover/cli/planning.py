@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from failover.cli.app import emit, handle_errors, load_plan, main, output_opt, runbook_arg, scenario_options
 from failover.formats import GRAPH_FORMATS, PLAN_FORMATS
@@ -69,12 +68,10 @@ def plan(
     summary: bool,
 ) -> None:
     """Print the dry-run plan of failing RUNBOOK over from one site to another. Changes nothing."""
-    from failover.engine import Options, live_reads
     from failover.plan import Scenario
     from failover.planner import make_plan
     from failover.render import plan_rich, plan_summary, render_plan
     from failover.runbook import load_runbook
-    from failover.sandbox import Sandbox
 
     rb = load_runbook(runbook)
     scenario = Scenario.model_validate({"from": from_, "to": to, "mode": mode, "scope": scope})
@@ -86,12 +83,17 @@ def plan(
     if sandbox:
         if fmt not in ("text", "markdown"):
             raise click.UsageError(f"--sandbox shows live reads in text or markdown, not {fmt}")
+        from failover.engine import Options, live_reads
+        from failover.sandbox import Sandbox
+
         with Sandbox(rb) as box, tempfile.TemporaryDirectory() as scratch:
             seen = live_reads(result, scratch, Options(overrides=box.overrides()))
         live = _live_section(seen, fmt)
     if summary and output is None:
         raise click.UsageError("--summary says where the whole plan went: give -o FILE too")
     if fmt == "text" and output is None and sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(plan_rich(result))
         click.echo(live, nl=False)
         return

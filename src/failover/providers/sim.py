@@ -20,7 +20,6 @@ from pydantic import Field, JsonValue
 from failover.durations import Duration, format_duration
 from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import Action, Check, CheckResult, Context, Params, Placement, Provider
-from failover.state.sqlite import Store
 
 WORLD_FILE = "sim.sqlite"
 
@@ -56,6 +55,8 @@ class SimWorld:
     """The simulated world kept in ``STATE_DIR/sim.sqlite``; safe across threads and processes."""
 
     def __init__(self, state_dir: Path | str) -> None:
+        from failover.state.sqlite import Store  # here: the state package is not needed to validate
+
         self.path = os.path.join(state_dir, WORLD_FILE)
         self._store = Store(self.path, _SCHEMA, "NORMAL")
 

@@ -11,6 +11,10 @@ configured from the time left (:func:`limits`), and a botocore ``before-send`` h
 active context (:func:`failover.providers.base.active_context`) before every request, retries
 and paginator pages included, so that none leaves once the deadline passed or the run lost its
 lease.
+
+boto3 and botocore take a tenth of a second to import, so they are imported when an AWS step or
+check first runs, not when the provider is registered: validating and planning a runbook never
+loads them.
 """
 
 from __future__ import annotations
@@ -18,24 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    ResponseStreamingError,
-)
-from botocore.parsers import ResponseParserError
-from botocore.session import get_session
+from typing import TYPE_CHECKING, Any
 
 from failover.errors import FailoverError, ProviderError, TransientProviderError
 from failover.providers.base import BUDGETS, Context, active_context
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
 
 READ_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
@@ -54,6 +49,8 @@ class Limits:
 
     def config(self) -> Config:
         """botocore's standard retry mode with these timeouts and attempts."""
+        from botocore.config import Config
+
         # ``total_max_attempts`` counts the first request; ``max_attempts`` would count retries only
         retries = {"mode": "standard", "total_max_attempts": self.attempts}
         return Config(retries=retries, connect_timeout=self.connect, read_timeout=self.read)
@@ -143,8 +140,6 @@ TRANSIENT_CODES = frozenset(
         "ScalingActivityInProgress",
     }
 )
-# refused, timed out, reset or cut off mid-answer: the network, not the request
-_TRANSIENT_TRANSPORT = (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, ResponseStreamingError)
 SANDBOX_CREDENTIALS = "sandbox"  # settings["credentials"]: static keys a local sandbox accepts
 
 
@@ -212,6 +207,9 @@ def _session(ctx: Context) -> boto3.Session:
 
 
 def _new_session(ctx: Context) -> boto3.Session:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
     site = ctx.placement.site
     if _text(ctx, "credentials") == SANDBOX_CREDENTIALS:
         return boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
@@ -229,6 +227,10 @@ def _new_session(ctx: Context) -> boto3.Session:
 def _assuming(ctx: Context, base: boto3.Session, role_arn: str) -> boto3.Session:
     """A session with the credentials of ``role_arn``, assumed with ``base``'s, now (for ``ctx``)
     and again before they expire (for the step or check whose call needs them then)."""
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+    from botocore.session import get_session
+
     site, region, endpoint, clients = (
         ctx.placement.site,
         _region(ctx),
@@ -282,6 +284,16 @@ def aws_errors(
     First (unless ``check`` is false) ``ctx.check_call()``: no call once the step's or check's
     deadline passed or the run lost its lease. Failover's own errors raised inside (DeadlineError,
     LeaseLostError, or one mapped already) pass through unchanged."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        HTTPClientError,
+        ResponseStreamingError,
+    )
+    from botocore.parsers import ResponseParserError
+
     if check:
         ctx.check_call()
     where = f"{resource} at {ctx.placement.site} ({ctx.settings.get('region') or ctx.placement.region})"
@@ -299,7 +311,8 @@ def aws_errors(
         if code in TRANSIENT_CODES or status == 429 or status >= 500:
             raise TransientProviderError(text) from exc
         raise ProviderError(text) from exc
-    except _TRANSIENT_TRANSPORT as exc:
+    # refused, timed out, reset or cut off mid-answer: the network, not the request
+    except (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, ResponseStreamingError) as exc:
         raise TransientProviderError(f"AWS unreachable for {where}: {exc}") from exc
     except ResponseParserError as exc:  # not an AWS answer (an HTML error page, say)
         raise ProviderError(
