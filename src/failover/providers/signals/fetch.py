@@ -6,7 +6,8 @@ redirect and is not retried here: a verify check is asked again by the engine. N
 leaves once the check's deadline passed (``Context.check_call``), and none waits longer than the
 time the check has left (``Context.budget``). An endpoint that does not answer (refused, timed
 out, reset) raises :class:`TransientProviderError` saying which; a URL or TLS that cannot work
-raises :class:`ProviderError`.
+raises :class:`ProviderError`. urllib3 is imported when a check first asks, not when the provider
+is registered: validating a runbook needs none of it.
 """
 
 from __future__ import annotations
@@ -15,23 +16,17 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import urllib3
 from pydantic import AfterValidator, WithJsonSchema
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    LocationValueError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
 
 from failover.durations import format_duration
 from failover.errors import ProviderError, TransientProviderError
 from failover.providers.base import Context
+
+if TYPE_CHECKING:
+    import urllib3
+    from urllib3.exceptions import ConnectTimeoutError
 
 CHUNK_BYTES = 64 * 1024
 _CONNECTION = re.compile(r"^(?:<[^>]*>|\w+\([^)]*\)): ")  # how urllib3 names the connection in errors
@@ -84,6 +79,17 @@ def fetch(
     """``method`` ``url`` (``fields`` as its query string), waiting at most ``timeout`` seconds
     or what the check has left if less, and reading at most ``limit`` bytes of the body.
     ``what`` names the endpoint in errors (``Prometheus at http://...``)."""
+    import urllib3
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        HTTPError,
+        LocationValueError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+        SSLError,
+    )
+
     seconds = ctx.budget(timeout)
     waited = format_duration(seconds)
     ctx.check_call()
@@ -136,6 +142,8 @@ def _read(response: urllib3.BaseHTTPResponse, limit: int, end: float, late: str)
 
 def _unconnected(exc: ConnectTimeoutError, what: str, waited: str) -> TransientProviderError:
     """No connection: refused, no such host, or no answer to the connection attempt in time."""
+    from urllib3.exceptions import NewConnectionError
+
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower():
         return TransientProviderError(f"{what}: connection refused")
@@ -146,6 +154,8 @@ def _unconnected(exc: ConnectTimeoutError, what: str, waited: str) -> TransientP
 
 def _reason(exc: BaseException) -> str:
     """What went wrong, without urllib3's wrapping (the connection's repr, a tuple)."""
+    from urllib3.exceptions import NewConnectionError, ProtocolError
+
     if isinstance(exc, NewConnectionError):  # "HTTPConnection(host=..., port=...): ...", or "<...>: ..."
         return _CONNECTION.sub("", str(exc), count=1)
     if isinstance(exc, ProtocolError) and len(exc.args) == 2:  # ("Connection aborted.", the error)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, JsonValue, model_validator
-from urllib3.util import make_headers
 
 from failover.durations import Duration
 from failover.errors import ProviderError
@@ -116,6 +115,8 @@ def _auth(params: QueryParams) -> dict[str, str]:
     if params.bearer_token is not None:
         return {"Authorization": f"Bearer {params.bearer_token}"}
     if params.username is not None:
+        from urllib3.util import make_headers
+
         return dict(make_headers(basic_auth=f"{params.username}:{params.password}"))
     return {}
 
