@@ -2,8 +2,9 @@
 
 Prints, measured in one run: the time to load and validate the runbook (YAML text to a validated
 Runbook, the first load of the process), plan time, the ratio plan time / networkx
-topological_sort of the same step graph, JSON render time, and peak RSS. Targets: load +
-validate <= 3 s, plan <= 1 s, ratio <= 10, peak RSS <= 500 MB.
+topological_sort of the same step graph, JSON render time, and peak RSS; each timing starts
+after a garbage collection. Targets: load + validate <= 3 s, plan <= 1 s, ratio <= 10, peak RSS
+<= 500 MB. For a before/after, run this script with another checkout's ``src`` on PYTHONPATH.
 
     python benchmarks/plan_scale.py [--services N] [--edges-per-service K] [--repeat R]
 """
