@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from pydantic import JsonValue
 
+from failover import step_order
 from failover.durations import format_duration
 from failover.graph import closure, dependencies, longest_path, service_graph, stable_order
 from failover.plan import (
@@ -96,9 +97,11 @@ class _Planner:
             service = runbook.services[name]
             entry = tuple(t for dep in service.depends_on if dep in selected for t in terminals[dep])
             preflight += self._checks(name, service.preflight)
-            own = _with_cutover(self._service_steps(name, service, _unique(entry)), scenario.to)
+            own = step_order.with_cutover(
+                self._service_steps(name, service, step_order.unique(entry)), scenario.to
+            )
             steps += own
-            terminals[name] = _terminals(own) if own else _unique(entry)
+            terminals[name] = step_order.terminals(own) if own else step_order.unique(entry)
 
         finish, path = longest_path((s.id, s.after, 0.0 if s.skipped else s.estimate_s) for s in steps)
         rollback = tuple(
@@ -264,7 +267,7 @@ class _Planner:
                 previous = (own[-1].id,)
         else:
             own = self._reordered_steps(name, specs, entry)
-        last = _terminals(own) if own else entry
+        last = step_order.terminals(own) if own else entry
         for i, check in enumerate(service.verify):
             cid = check_id(name, check, service.verify[:i])
             interval = check.interval if check.interval is not None else self.defaults.verify_interval
@@ -293,7 +296,7 @@ class _Planner:
         index = {spec.id: i for i, spec in enumerate(specs)}
         return [
             self._step(name, spec, index[spec.id], waits[spec.id] or entry)
-            for spec in _in_order(specs, waits)
+            for spec in step_order.in_order(specs, waits)
         ]
 
     def _step(self, service: str, spec: StepSpec, index: int, after: tuple[str, ...]) -> PlannedStep:
@@ -458,46 +461,3 @@ class _Planner:
                 + ("; ..." if len(self.cut_short) > 5 else "")
             )
         return tuple(out)
-
-
-def _unique(ids: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(ids))
-
-
-def _with_cutover(steps: list[PlannedStep], target: str) -> list[PlannedStep]:
-    """A service's steps with its cutover marked: the steps the runbook marks ``cutover``, else the
-    actions on the target site that no other action there waits for (the service's last ones)."""
-    if any(s.cutover for s in steps):
-        return steps
-    there = {s.id for s in steps if s.kind == "action" and s.site == target and not s.skipped}
-    before: dict[str, set[str]] = {}  # each step's ancestors within the service
-    for s in steps:
-        before[s.id] = {a for dep in s.after if dep in before for a in (dep, *before[dep])}
-    waited = {a for s in steps if s.id in there for a in before[s.id]}
-    return [s._replace(cutover=True) if s.id in there and s.id not in waited else s for s in steps]
-
-
-def _terminals(steps: Sequence[PlannedStep]) -> tuple[str, ...]:
-    """Steps of one service that no other step of the same service waits for."""
-    if len(steps) == 1:
-        return (steps[0].id,)
-    waited: set[str] = set()
-    for step in steps:
-        waited.update(step.after)
-    return tuple(step.id for step in steps if step.id not in waited)
-
-
-def _in_order(specs: Sequence[StepSpec], waits: dict[str, tuple[str, ...]]) -> list[StepSpec]:
-    """Steps in written order, except that a step comes after the steps it waits for."""
-    by_id = {spec.id: spec for spec in specs}
-    placed: dict[str, StepSpec] = {}
-
-    def place(spec_id: str) -> None:
-        if spec_id not in placed:
-            for dep in waits[spec_id]:
-                place(dep.rsplit(".", 1)[-1])
-            placed[spec_id] = by_id[spec_id]
-
-    for spec in specs:
-        place(spec.id)
-    return list(placed.values())
