@@ -105,7 +105,9 @@ def folder(tmp_path: Path, hook: Receiver) -> Path:
         assert made.exit_code == 0, made.output
     world(
         tmp_path,
-        **dict.fromkeys(("probe-a", "probe-b", "probe-c", "probe-w1", "probe-w2", "west-health"), "up"),
+        **dict.fromkeys(
+            ("probe-a", "probe-b", "probe-c", "probe-w1", "probe-w2", "probe-n", "west-health"), "up"
+        ),
     )
     return tmp_path
 
@@ -197,15 +199,18 @@ def test_a_disarmed_trigger_does_not_fire_until_armed_again(folder: Path, hook: 
     assert watch_once(folder, "--trigger", "east-down").exit_code == 4
 
 
-def test_a_plan_made_before_the_runbook_changed_is_refused(folder: Path, hook: Receiver) -> None:
+def test_a_plan_made_before_the_runbook_changed_is_refused_when_the_watch_starts(
+    folder: Path, hook: Receiver
+) -> None:
     runbook = folder / "shop.yaml"
     runbook.write_text(runbook.read_text() + "\n# edited after the plan was made\n")
     world(folder, **{"probe-a": "down", "probe-b": "down"})
     result = watch_once(folder, "--trigger", "east-down")
-    assert result.exit_code == 1, result.output
-    assert "was made from another version of t" in result.output
-    assert DirectoryStore(folder / "state").runs() == []
-    assert hook.bodies[0]["failover"]["run_id"] is not None  # people were told it fired
+    assert result.exit_code == 3, result.output  # found now, not on the day it would fire
+    assert "was made from another version of t: make and review it again" in result.output
+    assert DirectoryStore(folder / "state").runs() == [] and hook.bodies == []
+    slow = watch_once(folder, "--trigger", "east-slow")
+    assert slow.exit_code == 0, slow.output  # a notify trigger needs no plan
 
 
 def test_it_never_fails_back_by_itself(folder: Path, hook: Receiver) -> None:

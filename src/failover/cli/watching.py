@@ -27,7 +27,9 @@ from failover.errors import RefusedError
 
 if TYPE_CHECKING:
     from failover.engine import Options
+    from failover.plan import Plan
     from failover.runbook import Runbook
+    from failover.signatures import Verified
     from failover.state.store import StateStore
     from failover.watch.loop import Evaluation, Watched
 
@@ -111,11 +113,12 @@ def watch(
         raise click.UsageError("--fault and --auto-approve are for rehearsals in the sandbox: add --sandbox")
     if once and until_fired:
         raise click.UsageError("--once or --until-fired: one of them")
+    limit = None if max_time is None else _seconds(max_time)
     with contextlib.ExitStack() as stack:
         options, spec = _where(stack, rb, state, sandbox, faults, sandbox_speed, allow_endpoint)
         options = replace(options, auto_approve=auto_approve)
         ending = "once" if once else ("fired" if until_fired else None)
-        deadline = None if max_time is None else time.monotonic() + _seconds(max_time)
+        deadline = None if limit is None else time.monotonic() + limit
         names = only or tuple(rb.triggers)
         code = _watch(rb, open_store(spec), options, names, (ending, deadline), metrics, signing)
     sys.exit(code)
@@ -183,6 +186,9 @@ def _watch(
 
     configure()  # the evaluations' logs on standard error: JSON lines unless on a terminal
     watched = [Watched.of(rb, name, options.sandbox_speed or 1.0) for name in names]
+    for w in watched:  # a plan that would be refused is found now, not on the day it fires
+        if w.action == "failover":
+            _checked_plan(rb, w, signing)
     watcher = Watcher(
         rb.name,
         watched,
@@ -221,6 +227,23 @@ def _not_sent(url: str, body: dict[str, Any]) -> None:
     click.echo(f"sandbox: not sent to {url}: {body.get('text', '')}", err=True)
 
 
+def _checked_plan(
+    rb: Runbook, w: Watched, signing: dict[str, Any]
+) -> tuple[Path, Plan, list[Verified], bool]:
+    """The trigger's plan file, if it may run: made from this very runbook, for this direction,
+    signed as apply demands (checked when the watch starts, and again when it fires)."""
+    path = Path(rb.path or ".").parent / str(w.plan_file)
+    data, plan = read_plan(path)
+    if plan.runbook.sha256 != rb.sha256:
+        raise RefusedError(f"{path} was made from another version of {rb.name}: make and review it again")
+    if (plan.scenario.from_, plan.scenario.to) != (w.from_, w.to):
+        raise RefusedError(
+            f"{path} fails over {plan.scenario.from_} -> {plan.scenario.to}, not {w.from_} -> {w.to}"
+        )
+    verified, signers_approve = verified_signatures(path, data, plan, dict(signing))
+    return path, plan, verified, signers_approve
+
+
 def _start(
     rb: Runbook, store: StateStore, base: Options, signing: dict[str, Any], w: Watched, run_id: str
 ) -> None:
@@ -232,16 +255,8 @@ def _start(
     from failover.engine.remote import StoreApprover
     from failover.watch.runs import refuse_unless_away
 
-    path = Path(rb.path or ".").parent / str(w.plan_file)
-    data, plan = read_plan(path)
-    if plan.runbook.sha256 != rb.sha256:
-        raise RefusedError(f"{path} was made from another version of {rb.name}: make and review it again")
-    if (plan.scenario.from_, plan.scenario.to) != (w.from_, w.to):
-        raise RefusedError(
-            f"{path} fails over {plan.scenario.from_} -> {plan.scenario.to}, not {w.from_} -> {w.to}"
-        )
+    path, plan, verified, signers_approve = _checked_plan(rb, w, signing)
     refuse_unless_away(store, rb.name, w.name, w.from_, w.to)
-    verified, signers_approve = verified_signatures(path, data, plan, dict(signing))
     say = lambda text: click.echo(text, err=True)  # noqa: E731
     options = replace(
         base,
