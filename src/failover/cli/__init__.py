@@ -7,7 +7,6 @@ and ``approving`` those of reviewers and approvers; ``state`` those on the state
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import click
@@ -45,18 +44,7 @@ def entry() -> None:
         if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
             sys.exit(141)
         raise
-    finally:
-        _leaving()
     sys.exit(code if isinstance(code, int) else 0)
-
-
-def _leaving() -> None:
-    """The process ends: what is garbage now is collected (and finalized) as at any exit, and
-    what is still alive is frozen, so that the interpreter's collections on its way out do not
-    traverse it all again, for memory the operating system takes back anyway (a fifth of the time
-    of validate and plan). Python does not promise to finalize objects alive at exit."""
-    gc.collect()
-    gc.freeze()
 
 
 __all__ = ["entry", "main"]
