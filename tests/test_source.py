@@ -40,7 +40,8 @@ documents = st.recursive(
 @given(documents)
 def test_the_data_is_what_the_safe_loader_gives(doc: object) -> None:
     text = yaml.safe_dump(doc)
-    assert parse_yaml(text, "d.yaml").data == yaml.safe_load(text)
+    # repr, not ==: a NaN is never equal to itself, yet both loaders must give one
+    assert repr(parse_yaml(text, "d.yaml").data) == repr(yaml.safe_load(text))
 
 
 @pytest.mark.parametrize(
