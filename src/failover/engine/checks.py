@@ -49,6 +49,17 @@ def ask(
         return CheckResult(False, None, f"{type(exc).__name__}: {exc}")
 
 
+def ask_in_run(
+    registry: Registry, contexts: Contexts, keeper: LeaseKeeper, check: PlannedCheck, deadline: float
+) -> CheckResult:
+    """Run one check of a run (preflight or stop condition), guarded by the run's lease."""
+
+    def make(cloud: str | None) -> Context:
+        return contexts.make(keeper.run_id, check.id, check.site, cloud, deadline, keeper.check)
+
+    return ask(registry, contexts, make, check)
+
+
 def preflight(
     plan: Plan,
     options: Options,
@@ -71,10 +82,7 @@ def preflight(
             asked.append(check)
 
     def one(check: PlannedCheck, deadline: float) -> CheckResult:
-        def make(cloud: str | None) -> Context:
-            return contexts.make(keeper.run_id, check.id, check.site, cloud, deadline, keeper.check)
-
-        return ask(registry, contexts, make, check)
+        return ask_in_run(registry, contexts, keeper, check, deadline)
 
     def answered(check: PlannedCheck, seen: CheckResult | None) -> None:
         seen = seen or timed_out(check)

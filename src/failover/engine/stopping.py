@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from failover.engine.checks import ask, ask_all, timed_out
+from failover.engine.checks import ask_all, ask_in_run, timed_out
 from failover.engine.contexts import Contexts
 from failover.engine.lease import LeaseKeeper
 from failover.engine.options import Options
 from failover.engine.recorder import Recorder
 from failover.plan import Plan, PlannedCheck
-from failover.providers.base import CheckResult, Context, Registry
+from failover.providers.base import CheckResult, Registry
 
 
 class StopWatch:
@@ -69,12 +69,7 @@ class StopWatch:
         failed: list[tuple[PlannedCheck, CheckResult]] = []
 
         def one(check: PlannedCheck, deadline: float) -> CheckResult:
-            def make(cloud: str | None) -> Context:
-                return self.contexts.make(
-                    self.keeper.run_id, check.id, check.site, cloud, deadline, self.keeper.check
-                )
-
-            return ask(self.registry, self.contexts, make, check)
+            return ask_in_run(self.registry, self.contexts, self.keeper, check, deadline)
 
         def answered(check: PlannedCheck, seen: CheckResult | None) -> None:
             seen = seen or timed_out(check)
